@@ -1,0 +1,420 @@
+package abacus
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The log encoding. An entry is one version byte followed by a msgpack array
+// of proposals. Commands, proposals and results are msgpack arrays of their
+// fields in a fixed order; a decoder reads the fields it knows and skips any
+// that a newer writer appended, so fields can be added without a new version.
+// Field removals or changes of meaning need a new entryVersion.
+const entryVersion byte = 1
+
+// MaxEntryProposals bounds the proposals in one log entry; a decoder refuses
+// larger counts before allocating.
+const MaxEntryProposals = 1 << 16
+
+const (
+	commandFields  = 16
+	proposalFields = 5
+	resultFields   = 14
+)
+
+// EncodeEntry encodes proposals as one log entry.
+func EncodeEntry(props []Proposal) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(16 + 48*len(props))
+	buf.WriteByte(entryVersion)
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	if err := enc.EncodeArrayLen(len(props)); err != nil {
+		return nil, err
+	}
+	for i := range props {
+		if err := encodeProposal(enc, &props[i]); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeEntry decodes a log entry. Malformed input returns an error wrapping
+// ErrCorrupt; it never panics.
+func DecodeEntry(b []byte) ([]Proposal, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty entry", ErrCorrupt)
+	}
+	if b[0] != entryVersion {
+		return nil, fmt.Errorf("%w: unknown entry version %d", ErrCorrupt, b[0])
+	}
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	r := bytes.NewReader(b[1:])
+	dec.Reset(r)
+	n, err := decodeLen(dec, MaxEntryProposals)
+	if err != nil {
+		return nil, err
+	}
+	props := make([]Proposal, n)
+	for i := range props {
+		if err := decodeProposal(dec, &props[i]); err != nil {
+			return nil, err
+		}
+	}
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, r.Len())
+	}
+	return props, nil
+}
+
+// EncodeResults encodes results, for sending them between nodes.
+func EncodeResults(rs []Result) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	if err := enc.EncodeArrayLen(len(rs)); err != nil {
+		return nil, err
+	}
+	for i := range rs {
+		if err := encodeResult(enc, &rs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeResults decodes what EncodeResults encoded.
+func DecodeResults(b []byte) ([]Result, error) {
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	r := bytes.NewReader(b)
+	dec.Reset(r)
+	n, err := decodeLen(dec, MaxEntryProposals)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]Result, n)
+	for i := range rs {
+		if err := decodeResult(dec, &rs[i], true); err != nil {
+			return nil, err
+		}
+	}
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, r.Len())
+	}
+	return rs, nil
+}
+
+// encoder collects the first error of a sequence of writes, so field lists
+// read as plain sequences.
+type encoder struct {
+	*msgpack.Encoder
+	err error
+}
+
+func (e *encoder) int(v int64) {
+	if e.err == nil {
+		e.err = e.EncodeInt(v)
+	}
+}
+
+func (e *encoder) uint(v uint64) {
+	if e.err == nil {
+		e.err = e.EncodeUint(v)
+	}
+}
+
+func (e *encoder) str(v string) {
+	if e.err == nil {
+		e.err = e.EncodeString(v)
+	}
+}
+
+func (e *encoder) bool(v bool) {
+	if e.err == nil {
+		e.err = e.EncodeBool(v)
+	}
+}
+
+func (e *encoder) arrayLen(n int) {
+	if e.err == nil {
+		e.err = e.EncodeArrayLen(n)
+	}
+}
+
+func encodeProposal(enc *msgpack.Encoder, p *Proposal) error {
+	e := encoder{Encoder: enc}
+	e.arrayLen(proposalFields)
+	e.uint(p.Client)
+	e.uint(p.Seq)
+	e.uint(p.Ack)
+	e.int(p.Time)
+	if e.err != nil {
+		return e.err
+	}
+	return encodeCommand(enc, &p.Cmd)
+}
+
+func encodeCommand(enc *msgpack.Encoder, c *Command) error {
+	e := encoder{Encoder: enc}
+	e.arrayLen(commandFields)
+	e.uint(uint64(c.Op))
+	e.uint(uint64(c.Flags))
+	e.str(c.Name)
+	e.int(c.Delta)
+	e.int(c.Value)
+	e.int(c.Old)
+	e.int(c.Min)
+	e.int(c.Max)
+	e.str(c.FenceLock)
+	e.uint(c.FenceToken)
+	e.uint(c.Instance)
+	e.int(int64(c.TTL))
+	e.uint(c.Lease)
+	e.str(c.Holder)
+	e.uint(c.Token)
+	e.arrayLen(len(c.Ops))
+	if e.err != nil {
+		return e.err
+	}
+	for i := range c.Ops {
+		if err := encodeCommand(enc, &c.Ops[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func encodeResult(enc *msgpack.Encoder, r *Result) error {
+	e := encoder{Encoder: enc}
+	e.arrayLen(resultFields)
+	e.uint(uint64(r.Code))
+	e.int(r.Value)
+	e.int(r.Previous)
+	e.int(r.Mine)
+	e.bool(r.Exists)
+	e.bool(r.Swapped)
+	e.uint(r.Revision)
+	e.uint(r.Token)
+	e.uint(r.Lease)
+	e.int(int64(r.TTL))
+	e.int(int64(r.Remaining))
+	e.str(r.Holder)
+	e.int(int64(r.Index))
+	e.arrayLen(len(r.Results))
+	if e.err != nil {
+		return e.err
+	}
+	for i := range r.Results {
+		if err := encodeResult(enc, &r.Results[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decoder collects the first error of a sequence of reads.
+type decoder struct {
+	*msgpack.Decoder
+	err error
+}
+
+func (d *decoder) int() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, err := d.DecodeInt64()
+	d.err = err
+	return v
+}
+
+func (d *decoder) uint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, err := d.DecodeUint64()
+	d.err = err
+	return v
+}
+
+func (d *decoder) small(limit uint64) uint8 {
+	v := d.uint()
+	if d.err == nil && v >= limit {
+		d.err = fmt.Errorf("%w: value %d out of range", ErrCorrupt, v)
+	}
+	return uint8(v)
+}
+
+func (d *decoder) str(limit int) string {
+	if d.err != nil {
+		return ""
+	}
+	v, err := d.DecodeString()
+	if err == nil && len(v) > limit {
+		err = fmt.Errorf("%w: string of %d bytes", ErrCorrupt, len(v))
+	}
+	d.err = err
+	return v
+}
+
+func (d *decoder) bool() bool {
+	if d.err != nil {
+		return false
+	}
+	v, err := d.DecodeBool()
+	d.err = err
+	return v
+}
+
+// fields reads an array header of at least min fields and returns its length.
+func (d *decoder) fields(min int) int {
+	if d.err != nil {
+		return 0
+	}
+	n, err := d.DecodeArrayLen()
+	if err == nil && n < min {
+		err = fmt.Errorf("%w: %d fields, want at least %d", ErrCorrupt, n, min)
+	}
+	d.err = err
+	return n
+}
+
+// skip discards fields a newer writer appended.
+func (d *decoder) skip(n int) {
+	for ; n > 0 && d.err == nil; n-- {
+		d.err = d.Skip()
+	}
+}
+
+func (d *decoder) wrap() error {
+	if d.err == nil {
+		return nil
+	}
+	return corrupt(d.err)
+}
+
+func corrupt(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrCorrupt, err)
+}
+
+func decodeLen(dec *msgpack.Decoder, limit int) (int, error) {
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return 0, corrupt(err)
+	}
+	if n < 0 || n > limit {
+		return 0, fmt.Errorf("%w: array of %d elements, limit %d", ErrCorrupt, n, limit)
+	}
+	return n, nil
+}
+
+func decodeProposal(dec *msgpack.Decoder, p *Proposal) error {
+	d := decoder{Decoder: dec}
+	n := d.fields(proposalFields)
+	p.Client = d.uint()
+	p.Seq = d.uint()
+	p.Ack = d.uint()
+	p.Time = d.int()
+	if d.err != nil {
+		return d.wrap()
+	}
+	if err := decodeCommand(dec, &p.Cmd, true); err != nil {
+		return err
+	}
+	d.skip(n - proposalFields)
+	return d.wrap()
+}
+
+func decodeCommand(dec *msgpack.Decoder, c *Command, top bool) error {
+	d := decoder{Decoder: dec}
+	n := d.fields(commandFields)
+	c.Op = Op(d.small(256))
+	c.Flags = Flags(d.small(256))
+	c.Name = d.str(MaxNameLen)
+	c.Delta = d.int()
+	c.Value = d.int()
+	c.Old = d.int()
+	c.Min = d.int()
+	c.Max = d.int()
+	c.FenceLock = d.str(MaxNameLen)
+	c.FenceToken = d.uint()
+	c.Instance = d.uint()
+	c.TTL = time.Duration(d.int())
+	c.Lease = d.uint()
+	c.Holder = d.str(MaxHolderLen)
+	c.Token = d.uint()
+	if d.err != nil {
+		return d.wrap()
+	}
+	limit := MaxBatchOps
+	if !top {
+		limit = 0 // batches do not nest
+	}
+	ops, err := decodeLen(dec, limit)
+	if err != nil {
+		return err
+	}
+	if ops > 0 {
+		c.Ops = make([]Command, ops)
+		for i := range c.Ops {
+			if err := decodeCommand(dec, &c.Ops[i], false); err != nil {
+				return err
+			}
+		}
+	}
+	d.skip(n - commandFields)
+	return d.wrap()
+}
+
+func decodeResult(dec *msgpack.Decoder, r *Result, top bool) error {
+	d := decoder{Decoder: dec}
+	n := d.fields(resultFields)
+	r.Code = Code(d.small(256))
+	r.Value = d.int()
+	r.Previous = d.int()
+	r.Mine = d.int()
+	r.Exists = d.bool()
+	r.Swapped = d.bool()
+	r.Revision = d.uint()
+	r.Token = d.uint()
+	r.Lease = d.uint()
+	r.TTL = time.Duration(d.int())
+	r.Remaining = time.Duration(d.int())
+	r.Holder = d.str(MaxHolderLen)
+	r.Index = int(d.int())
+	if d.err != nil {
+		return d.wrap()
+	}
+	limit := MaxBatchOps
+	if !top {
+		limit = 0
+	}
+	k, err := decodeLen(dec, limit)
+	if err != nil {
+		return err
+	}
+	if k > 0 {
+		r.Results = make([]Result, k)
+		for i := range r.Results {
+			if err := decodeResult(dec, &r.Results[i], false); err != nil {
+				return err
+			}
+		}
+	}
+	d.skip(n - resultFields)
+	return d.wrap()
+}
