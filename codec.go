@@ -21,7 +21,7 @@ const entryVersion byte = 1
 const MaxEntryProposals = 1 << 16
 
 const (
-	commandFields  = 16
+	commandFields  = 17
 	proposalFields = 5
 	resultFields   = 14
 )
@@ -181,6 +181,7 @@ func encodeCommand(enc *msgpack.Encoder, c *Command) error {
 	e.uint(c.Lease)
 	e.str(c.Holder)
 	e.uint(c.Token)
+	e.int(int64(c.Delay))
 	e.arrayLen(len(c.Ops))
 	if e.err != nil {
 		return e.err
@@ -357,6 +358,7 @@ func decodeCommand(dec *msgpack.Decoder, c *Command, top bool) error {
 	c.Lease = d.uint()
 	c.Holder = d.str(MaxHolderLen)
 	c.Token = d.uint()
+	c.Delay = time.Duration(d.int())
 	if d.err != nil {
 		return d.wrap()
 	}

@@ -138,6 +138,9 @@ type Command struct {
 	Token uint64
 	// Ops are the operations of a batch.
 	Ops []Command
+	// Delay is a lock-delay: when the holder's lease ends without a release,
+	// the lock stays unavailable for Delay (lock acquire only).
+	Delay time.Duration
 }
 
 // Fenced reports whether the command carries a fence.
@@ -162,6 +165,12 @@ func (c *Command) validate(inBatch bool) error {
 	}
 	if c.TTL < 0 || c.TTL > MaxTTL {
 		return invalidf("ttl %v outside [0, %v]", c.TTL, MaxTTL)
+	}
+	if c.Delay < 0 || c.Delay > MaxTTL {
+		return invalidf("lock delay %v outside [0, %v]", c.Delay, MaxTTL)
+	}
+	if c.Delay != 0 && c.Op != OpLockAcquire {
+		return invalidf("lock delay applies to lock acquire only")
 	}
 	switch c.Op {
 	case OpGet, OpAdd, OpSet, OpCompareAndSet, OpDelete:

@@ -18,6 +18,10 @@ var (
 	// ErrOutOfRange reports an add whose result would leave the bounds the
 	// caller gave (Min/Max). Nothing changed.
 	ErrOutOfRange = errors.New("abacus: result out of range")
+	// ErrMismatch reports a compare-and-set inside a batch whose expected
+	// value did not match, which aborts the batch. (A lone compare-and-set
+	// reports a mismatch as Swapped == false, not as an error.)
+	ErrMismatch = errors.New("abacus: compare-and-set mismatch")
 	// ErrStaleToken reports a fenced write or a release whose fencing token no
 	// longer holds the lock. Nothing changed.
 	ErrStaleToken = errors.New("abacus: stale fencing token")
@@ -71,6 +75,7 @@ const (
 	CodeStaleSequence
 	CodeSessionExpired
 	CodeTooManyInFlight
+	CodeMismatch
 	codeLimit // first unused value
 )
 
@@ -87,6 +92,7 @@ var codeErrors = [codeLimit]error{
 	CodeStaleSequence:   ErrStaleSequence,
 	CodeSessionExpired:  ErrSessionExpired,
 	CodeTooManyInFlight: ErrTooManyInFlight,
+	CodeMismatch:        ErrMismatch,
 }
 
 // Err returns the sentinel error for c, or nil for CodeOK.
@@ -124,6 +130,8 @@ func (c Code) String() string {
 		return "session_expired"
 	case CodeTooManyInFlight:
 		return "too_many_in_flight"
+	case CodeMismatch:
+		return "cas_mismatch"
 	}
 	return fmt.Sprintf("code(%d)", uint8(c))
 }
