@@ -79,11 +79,16 @@ func (t *sessionTable) apply(f *FSM, p *Proposal) Result {
 		}
 		s = &session{id: p.Client, ack: 1, results: make(map[uint64]Result)}
 		t.byID[p.Client] = s
+		s.lastSeen = f.now
+		t.pushBack(s)
+		// The new session counts against MaxSessions even if p is refused
+		// below without recording a result.
+		t.enforce(f.opts, s)
 	} else {
 		t.unlink(s)
+		s.lastSeen = f.now
+		t.pushBack(s)
 	}
-	s.lastSeen = f.now
-	t.pushBack(s)
 	if p.Ack > s.ack {
 		t.acknowledge(s, p.Ack)
 	}
