@@ -1,0 +1,217 @@
+package abacus
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+func add(name string, d int64) Command { return Command{Op: OpAdd, Name: name, Delta: d} }
+
+func TestFSMSessionExactlyOnce(t *testing.T) {
+	h := newHarness(t, FSMOptions{SessionWindow: 8})
+	prop := func(client, seq, ack uint64, c Command) Result {
+		t.Helper()
+		return h.propose(Proposal{Client: client, Seq: seq, Ack: ack, Time: h.now, Cmd: c})
+	}
+
+	// Same seq twice: first result, applied once.
+	r1 := prop(1, 1, 1, add("c", 5))
+	r2 := prop(1, 1, 1, add("c", 5))
+	if r1.Code != CodeOK || r1.Value != 5 || r2.Value != 5 || r2.Revision != r1.Revision {
+		t.Fatalf("retry returned %+v, first %+v", r2, r1)
+	}
+	if v, _ := h.value("c"); v != 5 {
+		t.Fatalf("value %d after a retried add, want 5", v)
+	}
+	// A retry returns the first result even if the command now differs or
+	// would fail.
+	if r := prop(1, 1, 1, add("c", 1000)); r.Value != 5 {
+		t.Fatalf("retry with another command returned %+v, want the first result", r)
+	}
+
+	// Out of order: 4, 2, 3, then retries of each.
+	want := map[uint64]int64{}
+	for _, seq := range []uint64{4, 2, 3} {
+		r := prop(1, seq, 1, add("c", int64(seq)))
+		want[seq] = r.Value
+	}
+	if v, _ := h.value("c"); v != 5+4+2+3 {
+		t.Fatalf("value %d, want 14", v)
+	}
+	for _, seq := range []uint64{3, 2, 4} {
+		if r := prop(1, seq, 1, add("c", int64(seq))); r.Value != want[seq] {
+			t.Fatalf("retry of %d returned %d, want %d", seq, r.Value, want[seq])
+		}
+	}
+	if v, _ := h.value("c"); v != 14 {
+		t.Fatalf("value %d after retries, want 14", v)
+	}
+	if s := h.f.Stats(); s.Sessions != 1 || s.Results != 4 {
+		t.Fatalf("stats %v, want 1 session, 4 results", s)
+	}
+
+	// Acknowledging drops results; a seq below Ack is stale and not applied.
+	before := h.f.Stats().Results
+	if r := prop(1, 5, 3, add("c", 1)); r.Code != CodeOK {
+		t.Fatalf("seq 5: %v", r.Code)
+	}
+	if s := h.f.Stats(); s.Results != before-2+1 {
+		t.Fatalf("results %d after ack 3, want %d", s.Results, before-1)
+	}
+	for _, seq := range []uint64{1, 2} {
+		if r := prop(1, seq, 3, add("c", 1)); r.Code != CodeStaleSequence {
+			t.Fatalf("seq %d below ack: code %v, want stale_sequence", seq, r.Code)
+		}
+	}
+	// A seq at or above ack whose result is kept still deduplicates.
+	if r := prop(1, 3, 3, add("c", 1)); r.Value != want[3] {
+		t.Fatalf("retry of 3 after ack 3: %+v", r)
+	}
+	if v, _ := h.value("c"); v != 15 {
+		t.Fatalf("value %d, want 15", v)
+	}
+
+	// The window: Seq >= Ack+Window is refused and not recorded.
+	if r := prop(1, 3+8, 3, add("c", 1)); r.Code != CodeTooManyInFlight {
+		t.Fatalf("seq at ack+window: code %v, want too_many_in_flight", r.Code)
+	}
+	if r := prop(1, 3+7, 3, add("c", 1)); r.Code != CodeOK {
+		t.Fatalf("seq at ack+window-1: code %v, want ok", r.Code)
+	}
+	if v, _ := h.value("c"); v != 16 {
+		t.Fatalf("value %d, want 16", v)
+	}
+
+	// Unknown client: Ack > 1 means the session was forgotten.
+	if r := prop(2, 7, 5, add("c", 1)); r.Code != CodeSessionExpired {
+		t.Fatalf("unknown client with ack 5: code %v, want session_expired", r.Code)
+	}
+	for _, ack := range []uint64{0, 1} {
+		if r := prop(uint64(3+ack), 1, ack, add("c", 1)); r.Code != CodeOK {
+			t.Fatalf("new client with ack %d: code %v", ack, r.Code)
+		}
+	}
+	// Client 0 and seq 0 bypass deduplication.
+	prop(0, 1, 0, add("d", 1))
+	prop(0, 1, 0, add("d", 1))
+	prop(9, 0, 0, add("d", 1))
+	prop(9, 0, 0, add("d", 1))
+	if v, _ := h.value("d"); v != 4 {
+		t.Fatalf("value %d, want 4: proposals without a session apply every time", v)
+	}
+	if _, ok := h.f.sessions.byID[9]; ok {
+		t.Fatal("seq 0 created a session")
+	}
+}
+
+func TestFSMSessionIdleExpiry(t *testing.T) {
+	ttl := 10 * time.Minute
+	h := newHarness(t, FSMOptions{SessionTTL: ttl})
+	prop := func(client, seq, ack uint64) Result {
+		t.Helper()
+		return h.propose(Proposal{Client: client, Seq: seq, Ack: ack, Time: h.now, Cmd: add("c", 1)})
+	}
+	prop(1, 1, 1)
+	prop(2, 1, 1)
+	h.now += int64(ttl / 2)
+	prop(2, 2, 2) // client 2 stays active
+
+	// At exactly lastSeen+TTL the session survives.
+	h.now += int64(ttl / 2)
+	h.do(Command{Op: OpTick})
+	if s := h.f.Stats(); s.Sessions != 2 {
+		t.Fatalf("sessions %d at lastSeen+TTL, want 2", s.Sessions)
+	}
+	// One nanosecond later client 1 is gone, client 2 is not.
+	h.now++
+	h.do(Command{Op: OpTick})
+	if s := h.f.Stats(); s.Sessions != 1 || s.Results != 1 {
+		t.Fatalf("stats %v, want 1 session with 1 result", s)
+	}
+	if r := prop(1, 2, 2); r.Code != CodeSessionExpired {
+		t.Fatalf("expired client: code %v, want session_expired", r.Code)
+	}
+	if r := prop(2, 2, 2); r.Code != CodeOK || r.Value != 3 {
+		t.Fatalf("live client retry: %+v, want its first result (3)", r)
+	}
+	// Time going backwards in a proposal expires nothing and keeps the clock.
+	now := h.f.Now()
+	h.propose(Proposal{Time: 1, Cmd: Command{Op: OpTick}})
+	if h.f.Now() != now {
+		t.Fatalf("clock moved back to %d from %d", h.f.Now(), now)
+	}
+}
+
+func TestFSMSessionEviction(t *testing.T) {
+	h := newHarness(t, FSMOptions{MaxSessions: 3, MaxResults: 100})
+	prop := func(client, seq uint64) Result {
+		t.Helper()
+		return h.propose(Proposal{Client: client, Seq: seq, Ack: 1, Time: h.now, Cmd: add("c", 1)})
+	}
+	for c := uint64(1); c <= 3; c++ {
+		prop(c, 1)
+	}
+	prop(1, 2) // 1 is now the most recently active; 2 is the least
+	prop(4, 1) // evicts 2
+	if s := h.f.Stats(); s.Sessions != 3 {
+		t.Fatalf("sessions %d, want 3", s.Sessions)
+	}
+	for _, c := range []uint64{1, 3, 4} {
+		if _, ok := h.f.sessions.byID[c]; !ok {
+			t.Fatalf("client %d evicted, want client 2 evicted", c)
+		}
+	}
+	// Client 2's retry now applies again, since ack=1 looks like a new session;
+	// with ack 2 it is refused.
+	if r := h.propose(Proposal{Client: 2, Seq: 2, Ack: 2, Time: h.now, Cmd: add("c", 1)}); r.Code != CodeSessionExpired {
+		t.Fatalf("evicted client: code %v, want session_expired", r.Code)
+	}
+
+	h2 := newHarness(t, FSMOptions{MaxSessions: 100, MaxResults: 5, SessionWindow: 4})
+	for seq := uint64(1); seq <= 3; seq++ {
+		h2.propose(Proposal{Client: 1, Seq: seq, Ack: 1, Time: h2.now, Cmd: add("c", 1)})
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		h2.propose(Proposal{Client: 2, Seq: seq, Ack: 1, Time: h2.now, Cmd: add("c", 1)})
+	}
+	// 6 results > 5: client 1 (least recently active) is evicted.
+	if s := h2.f.Stats(); s.Sessions != 1 || s.Results != 3 {
+		t.Fatalf("stats %v, want client 2 alone with 3 results", s)
+	}
+}
+
+// TestFSMSessionBounds drives many clients at random and checks the caps
+// hold after every proposal, whatever the proposal's outcome.
+func TestFSMSessionBounds(t *testing.T) {
+	opts := []FSMOptions{
+		{MaxSessions: 4, MaxResults: 16, SessionWindow: 8, SessionTTL: time.Minute},
+		{MaxSessions: 2, MaxResults: 4, SessionWindow: 4, SessionTTL: time.Second},
+		{MaxSessions: 16, MaxResults: 16, SessionWindow: 16, SessionTTL: time.Hour},
+	}
+	for i, o := range opts {
+		rng := rand.New(rand.NewPCG(uint64(i), 42))
+		h := newHarness(t, o)
+		acks := map[uint64]uint64{}
+		for n := range 3000 {
+			client := 1 + rng.Uint64N(12)
+			ack := acks[client]
+			if rng.IntN(4) == 0 {
+				ack += rng.Uint64N(3)
+				acks[client] = ack
+			}
+			seq := ack + rng.Uint64N(o.SessionWindow*2)
+			h.now += int64(rng.Uint64N(uint64(o.SessionTTL / 10)))
+			h.propose(Proposal{Client: client, Seq: seq, Ack: ack, Time: h.now, Cmd: add("c", 1)})
+			s := h.f.Stats()
+			if s.Sessions > o.MaxSessions || s.Results > o.MaxResults {
+				t.Fatalf("options %d, proposal %d: stats %v exceed caps %+v", i, n, s, o)
+			}
+			var results int
+			h.f.sessions.each(func(s *session) { results += len(s.results) })
+			if results != s.Results || len(h.f.sessions.byID) != s.Sessions {
+				t.Fatalf("options %d, proposal %d: counted %d results, table says %d", i, n, results, s.Results)
+			}
+		}
+	}
+}
