@@ -50,7 +50,8 @@ type Messenger struct {
 	peers   map[string]*peerSender
 	inbound map[*Conn]struct{}
 
-	dropped atomic.Uint64
+	dropped atomic.Uint64 // queue overflow
+	lost    atomic.Uint64 // injected loss
 }
 
 // Messenger starts a Messenger on the mux's KindRabia listener, delivering
@@ -107,6 +108,9 @@ func (ms *Messenger) Send(addr string, msg []byte) error {
 // Dropped returns how many messages were dropped because a destination's
 // queue was full.
 func (ms *Messenger) Dropped() uint64 { return ms.dropped.Load() }
+
+// InjectedLoss returns how many messages fault injection dropped.
+func (ms *Messenger) InjectedLoss() uint64 { return ms.lost.Load() }
 
 // Close stops the messenger: it closes the KindRabia listener and every
 // connection it made or accepted, drops the messages still queued, and
@@ -258,6 +262,7 @@ func (p *peerSender) send(ctx context.Context, c *Conn) {
 	for {
 		for _, frame := range p.take() {
 			if faults.dropMessage(c.RemoteID()) {
+				p.ms.lost.Add(1)
 				continue
 			}
 			if _, err := w.Write(frame); err != nil {
