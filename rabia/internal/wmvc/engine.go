@@ -110,6 +110,29 @@ type Engine struct {
 	log           *slog.Logger
 	slots         map[uint64]*instance
 	out           Ready
+	stats         Stats
+}
+
+// Stats counts engine events since NewEngine, for metrics and tests.
+type Stats struct {
+	// Decided counts slots decided by this replica's own vote rounds.
+	Decided uint64
+	// Learned counts slots whose decision came from a peer's announcement.
+	Learned uint64
+	// NullDecisions counts null decisions (included in the two above).
+	NullDecisions uint64
+	// CoinFlips counts phases whose next state came from the common coin.
+	CoinFlips uint64
+	// MaxPhase is the highest phase in which this replica decided.
+	MaxPhase uint32
+	// ValueFetches counts decisions of 1 reached without holding the value
+	// (the value then came from a peer).
+	ValueFetches uint64
+	// Dropped counts messages dropped for being beyond the slot or phase
+	// window.
+	Dropped uint64
+	// Stale counts messages for compacted slots.
+	Stale uint64
 }
 
 // NewEngine validates cfg and returns an engine with no slots.
@@ -156,6 +179,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 
 // Quorum returns n-f, the number of distinct senders every round waits for.
 func (e *Engine) Quorum() int { return e.n - e.f }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats { return e.stats }
 
 // Floor returns the compaction floor: the lowest slot the engine keeps.
 func (e *Engine) Floor() uint64 { return e.floor }
@@ -249,11 +275,13 @@ func (e *Engine) Step(from int, m Message) error {
 	}
 	if m.Slot < e.floor {
 		if m.Kind != KindDecision {
+			e.stats.Stale++
 			e.out.Stale = append(e.out.Stale, StaleRequest{From: from, Slot: m.Slot})
 		}
 		return nil
 	}
 	if !e.inWindow(m.Slot) {
+		e.stats.Dropped++
 		e.log.Debug("wmvc: message beyond slot window dropped", "slot", m.Slot, "from", from)
 		return nil
 	}
@@ -291,6 +319,7 @@ func (e *Engine) Step(from int, m Message) error {
 		e.recordProposal(in, from, m.Value)
 	case KindState, KindVote:
 		if m.Phase > in.phase+e.phaseWindow {
+			e.stats.Dropped++
 			return nil // asked for again when this replica gets there
 		}
 		if m.Phase < in.phase || (m.Phase == in.phase && m.Kind == KindState && in.round == 2) {
@@ -397,6 +426,7 @@ func (e *Engine) advance(in *instance) {
 			}
 			state := o.bit
 			if o.coin {
+				e.stats.CoinFlips++
 				state = e.coin.flip(in.slot, phase)
 			}
 			if state == 1 && !in.known {
@@ -422,6 +452,8 @@ func (e *Engine) emitOwn(in *instance, kind Kind, phase uint32) {
 // decide records this replica's own decision bit, reached in phase.
 func (e *Engine) decide(in *instance, bit uint8, phase uint32) {
 	in.decided, in.decBit, in.decidedAt = true, bit, phase
+	e.stats.Decided++
+	e.stats.MaxPhase = max(e.stats.MaxPhase, phase)
 	if bit == 1 {
 		if !in.known {
 			e.log.Error("wmvc: decided 1 without a known majority value", "slot", in.slot)
@@ -437,6 +469,7 @@ func (e *Engine) decide(in *instance, bit uint8, phase uint32) {
 // learnDecision adopts a decision announced by a peer.
 func (e *Engine) learnDecision(in *instance, m *Message) {
 	in.decided, in.decBit = true, m.Bit
+	e.stats.Learned++
 	if m.Bit == 1 {
 		in.known, in.knownDigest = true, m.Digest
 		in.decValue = m.Value
@@ -449,7 +482,11 @@ func (e *Engine) learnDecision(in *instance, m *Message) {
 }
 
 func (e *Engine) afterDecide(in *instance) {
+	if in.decBit == 0 {
+		e.stats.NullDecisions++
+	}
 	if in.decBit == 1 && in.decValue == nil {
+		e.stats.ValueFetches++
 		e.send(Broadcast, e.catchUp(in))
 		return
 	}
