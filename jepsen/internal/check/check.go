@@ -1,0 +1,266 @@
+// Package check judges a history recorded by the fault-injection harness.
+//
+// Run applies every checker and combines them into a Verdict:
+//
+//	v := check.Run(ctx, check.Input{History: h, FinalReads: finals, NodeStates: hashes}, check.Options{})
+//	fmt.Println(v.String()) // "valid: ..." / "INVALID: ..." / "UNKNOWN: ..."
+//
+// The checkers, each also callable alone:
+//
+//   - Linearizable: porcupine linearizability of every counter (model
+//     CounterModel) and every lock with its fenced writes (model LockModel),
+//     one partition per name. Fail ops are dropped; Info writes return at
+//     +infinity with unchecked output; Info reads and stale reads are
+//     dropped; final reads are appended after everything else.
+//   - Locks: direct checks of fencing tokens in real-time order.
+//   - CounterBounds: every read of an add-only counter lies within the sums
+//     of the adds that must and may have happened before it.
+//   - LostWrites: the final value of every add-only counter accounts for
+//     every acknowledged add.
+//   - Convergence: after healing, every node reports the same state hash
+//     and the same final values.
+//
+// A check that cannot decide (porcupine timed out, the context ended)
+// reports StatusUnknown, never StatusValid.
+package check
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/abacuskit/abacus/jepsen/internal/history"
+)
+
+// Status is a checker's (or the whole run's) conclusion.
+type Status string
+
+// Statuses, from best to worst; Combine takes the worst.
+const (
+	// StatusSkipped: the checker had nothing to check (no data for it).
+	StatusSkipped Status = "skipped"
+	// StatusValid: no violation found, and the check was complete.
+	StatusValid Status = "valid"
+	// StatusUnknown: the check could not finish (timeout, cancelled); no
+	// violation was found in what it did check.
+	StatusUnknown Status = "unknown"
+	// StatusInvalid: a violation was found.
+	StatusInvalid Status = "invalid"
+)
+
+func (s Status) rank() int {
+	switch s {
+	case StatusValid:
+		return 1
+	case StatusUnknown:
+		return 2
+	case StatusInvalid:
+		return 3
+	}
+	return 0
+}
+
+// Combine returns the worse of a and b: invalid over unknown over valid over
+// skipped.
+func Combine(a, b Status) Status {
+	if b.rank() > a.rank() {
+		return b
+	}
+	return a
+}
+
+// Violation is one thing a checker found wrong.
+type Violation struct {
+	// Key is the counter or lock name concerned.
+	Key string `json:"key"`
+	// Message says what is wrong, citing ops as #index.
+	Message string `json:"message"`
+	// Ops are the indexes of the history ops involved (-1 for a final read).
+	Ops []int `json:"ops,omitempty"`
+}
+
+// Result is one checker's conclusion.
+type Result struct {
+	// Name is the checker's name ("linearizable", "locks", ...).
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	// Detail summarises what was checked and found, in one or two lines.
+	Detail string `json:"detail"`
+	// Violations lists what was found wrong, at most Options.MaxViolations;
+	// ViolationCount counts all of them.
+	Violations     []Violation `json:"violations,omitempty"`
+	ViolationCount int         `json:"violation_count,omitempty"`
+	// Elapsed is how long the checker ran.
+	Elapsed time.Duration `json:"elapsed_ns"`
+	// Partitions are the per-name porcupine checks (Linearizable only).
+	Partitions []*Partition `json:"partitions,omitempty"`
+}
+
+// violate records v, keeping at most limit of them.
+func (r *Result) violate(limit int, v Violation) {
+	r.Status = StatusInvalid
+	r.ViolationCount++
+	if len(r.Violations) < limit {
+		r.Violations = append(r.Violations, v)
+	}
+}
+
+// FinalRead is a read of one counter from one node after the cluster has
+// healed and quiesced.
+type FinalRead struct {
+	Node   string `json:"node"`
+	Key    string `json:"key"`
+	Value  int64  `json:"value"`
+	Exists bool   `json:"exists"`
+}
+
+// NodeState is a node's state hash after healing (for example the digest of
+// its snapshot at an applied index all nodes reached).
+type NodeState struct {
+	Node string `json:"node"`
+	Hash string `json:"hash"`
+}
+
+// Input is everything the checkers judge.
+type Input struct {
+	// History is the recorded run.
+	History *history.History
+	// FinalReads are reads of counters from every node after healing;
+	// optional.
+	FinalReads []FinalRead
+	// NodeStates are per-node state hashes after healing; optional.
+	NodeStates []NodeState
+	// Initial gives counters that existed, with these values, before the
+	// run; any other counter starts absent (0).
+	Initial map[string]int64
+}
+
+// Options tune the checkers. The zero value is usable.
+type Options struct {
+	// Timeout bounds porcupine's search per partition (one counter or
+	// lock); a partition that runs out reports StatusUnknown. Default 60s.
+	Timeout time.Duration
+	// StrictLocks declares that no lock lease can expire during the run
+	// (TTLs outlast every fault and holders keep them alive), so a second
+	// acquisition while a lock is held is a violation by itself. Leave it
+	// false when leases may expire: the model then allows an expiry
+	// wherever one explains the history.
+	StrictLocks bool
+	// MaxViolations bounds the violations kept per checker. Default 20.
+	MaxViolations int
+	// Workers bounds how many partitions porcupine checks at once.
+	// Default GOMAXPROCS.
+	Workers int
+	// Logger receives progress at debug level and violations at warn
+	// level. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.MaxViolations <= 0 {
+		o.MaxViolations = 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Verdict is the combined judgement of a run.
+type Verdict struct {
+	// Status is the worst status of any checker that ran (skipped ones
+	// aside); StatusSkipped only if every checker was skipped.
+	Status Status `json:"status"`
+	// Checks are the checkers' results, in a fixed order.
+	Checks []Result `json:"checks"`
+	// Summary counts what the history holds.
+	Summary Summary `json:"summary"`
+	// Elapsed is the total checking time.
+	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+// Check returns the result of the named checker, or nil.
+func (v *Verdict) Check(name string) *Result {
+	for i := range v.Checks {
+		if v.Checks[i].Name == name {
+			return &v.Checks[i]
+		}
+	}
+	return nil
+}
+
+// String returns the verdict in one line, for example
+//
+//	INVALID: linearizable=invalid locks=valid bounds=valid lost-writes=valid convergence=skipped | 1200 ops (1100 ok, 60 fail, 40 info), longest gap without a write 2.3s
+func (v *Verdict) String() string {
+	var b strings.Builder
+	switch v.Status {
+	case StatusValid:
+		b.WriteString("valid:")
+	case StatusInvalid:
+		b.WriteString("INVALID:")
+	case StatusUnknown:
+		b.WriteString("UNKNOWN:")
+	default:
+		b.WriteString(string(v.Status) + ":")
+	}
+	for _, c := range v.Checks {
+		fmt.Fprintf(&b, " %s=%s", c.Name, c.Status)
+	}
+	s := &v.Summary
+	fmt.Fprintf(&b, " | %d ops (%d ok, %d fail, %d info), longest gap without a write %v",
+		s.Ops, s.Ok, s.Fail, s.Info, time.Duration(s.LongestWriteGap.Nanos))
+	return b.String()
+}
+
+// Checker names, as they appear in Result.Name.
+const (
+	NameLinearizable  = "linearizable"
+	NameLocks         = "locks"
+	NameCounterBounds = "counter-bounds"
+	NameLostWrites    = "lost-writes"
+	NameConvergence   = "convergence"
+)
+
+// Run applies every checker to in and combines their results. It returns
+// when all have finished, or soon after ctx ends (unfinished checks then
+// report StatusUnknown).
+func Run(ctx context.Context, in Input, opts Options) *Verdict {
+	opts = opts.withDefaults()
+	start := time.Now()
+	h := in.History
+	if h == nil {
+		h = &history.History{}
+	}
+	v := &Verdict{Summary: Summarize(h)}
+	v.Checks = append(v.Checks,
+		Linearizable(ctx, h, in.FinalReads, in.Initial, opts),
+		Locks(ctx, h, opts),
+		CounterBounds(ctx, h, in.Initial, opts),
+		LostWrites(ctx, h, in.FinalReads, in.Initial, opts),
+		Convergence(ctx, in.NodeStates, in.FinalReads, opts),
+	)
+	v.Status = StatusSkipped
+	for _, c := range v.Checks {
+		v.Status = Combine(v.Status, c.Status)
+		lvl := slog.LevelInfo
+		if c.Status == StatusInvalid || c.Status == StatusUnknown {
+			lvl = slog.LevelWarn
+		}
+		opts.Logger.Log(ctx, lvl, "check finished", "check", c.Name, "status", c.Status,
+			"violations", c.ViolationCount, "elapsed", c.Elapsed, "detail", c.Detail)
+	}
+	v.Elapsed = time.Since(start)
+	return v
+}
+
+// cancelled returns a StatusUnknown result for a checker that did not run
+// because ctx ended.
+func cancelled(ctx context.Context, name string, start time.Time) Result {
+	return Result{Name: name, Status: StatusUnknown, Detail: "not checked: " + context.Cause(ctx).Error(), Elapsed: time.Since(start)}
+}
