@@ -1,0 +1,282 @@
+package abacus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/abacuskit/abacus/internal/transport"
+)
+
+// Forwarding: a follower sends proposals, linearizable reads and
+// membership changes to the leader over the peer port's RPC connections.
+// A request carries the caller's remaining time, so the leader gives up
+// when the caller has; a response starts with a status byte that keeps
+// "definitely not applied" apart from "outcome unknown" across the hop.
+
+const (
+	methodPropose uint8 = iota + 1
+	methodRead
+	methodAddMember
+	methodRemoveMember
+	methodTransfer
+)
+
+const (
+	statusOK byte = iota
+	statusUnavailable
+	statusIndeterminate
+	statusInvalid
+	statusFailed
+)
+
+// maxForwardWait bounds how long a leader works on a forwarded request.
+const maxForwardWait = time.Minute
+
+func encodeRequest(ctx context.Context, payload []byte) []byte {
+	wait := maxForwardWait
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(time.Until(d), wait)
+	}
+	b := make([]byte, 8, 8+len(payload))
+	binary.BigEndian.PutUint64(b, uint64(max(wait, 0)))
+	return append(b, payload...)
+}
+
+func decodeRequest(ctx context.Context, req []byte) (context.Context, context.CancelFunc, []byte, error) {
+	if len(req) < 8 {
+		return nil, nil, nil, fmt.Errorf("%w: short request", ErrCorrupt)
+	}
+	wait := min(time.Duration(binary.BigEndian.Uint64(req)), maxForwardWait)
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	return ctx, cancel, req[8:], nil
+}
+
+func encodeResponse(res *Result, err error) []byte {
+	if err == nil {
+		b, encErr := EncodeResults([]Result{*res})
+		if encErr == nil {
+			return append([]byte{statusOK}, b...)
+		}
+		err = encErr
+	}
+	status := statusFailed
+	switch {
+	case errors.Is(err, ErrIndeterminate):
+		status = statusIndeterminate
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed):
+		status = statusUnavailable
+	case errors.Is(err, ErrInvalidArgument):
+		status = statusInvalid
+	}
+	return append([]byte{status}, err.Error()...)
+}
+
+func decodeResponse(b []byte) (Result, error) {
+	if len(b) == 0 {
+		return Result{}, fmt.Errorf("%w: %w: empty response", ErrIndeterminate, ErrCorrupt)
+	}
+	msg := string(b[1:])
+	switch b[0] {
+	case statusOK:
+		rs, err := DecodeResults(b[1:])
+		if err != nil || len(rs) != 1 {
+			return Result{}, fmt.Errorf("%w: bad response: %v", ErrIndeterminate, err)
+		}
+		return rs[0], nil
+	case statusUnavailable:
+		return Result{}, fmt.Errorf("%w: leader: %s", ErrUnavailable, msg)
+	case statusInvalid:
+		return Result{}, fmt.Errorf("%w: leader: %s", ErrInvalidArgument, msg)
+	case statusIndeterminate:
+		return Result{}, fmt.Errorf("%w: leader: %s", ErrIndeterminate, msg)
+	}
+	return Result{}, fmt.Errorf("abacus: leader: %s", msg)
+}
+
+// call sends a request to the current leader. Errors say whether it may
+// have taken effect.
+func (r *raftReplicator) call(ctx context.Context, method uint8, payload []byte) ([]byte, error) {
+	addr, id := r.raft.LeaderWithID()
+	if addr == "" {
+		return nil, fmt.Errorf("%w: no leader", ErrUnavailable)
+	}
+	if string(id) == r.cfg.ID {
+		return nil, fmt.Errorf("%w: leadership changing", ErrUnavailable)
+	}
+	r.metrics.CountForward()
+	resp, err := r.rpc.Call(ctx, string(addr), method, encodeRequest(ctx, payload))
+	if err != nil {
+		if errors.Is(err, transport.ErrNotSent) {
+			return nil, fmt.Errorf("%w: forward to %s: %v", ErrUnavailable, id, err)
+		}
+		return nil, fmt.Errorf("%w: forward to %s: %v", ErrIndeterminate, id, err)
+	}
+	return resp, nil
+}
+
+func (r *raftReplicator) forwardPropose(ctx context.Context, p Proposal) (Result, error) {
+	data, err := EncodeEntry([]Proposal{p})
+	if err != nil {
+		return Result{}, err
+	}
+	resp, err := r.call(ctx, methodPropose, data)
+	if err != nil {
+		return Result{}, err
+	}
+	return decodeResponse(resp)
+}
+
+func (r *raftReplicator) forwardRead(ctx context.Context, cmd Command) (Result, error) {
+	data, err := EncodeEntry([]Proposal{{Cmd: cmd}})
+	if err != nil {
+		return Result{}, err
+	}
+	resp, err := r.call(ctx, methodRead, data)
+	if err != nil {
+		// A read changes nothing: an unknown outcome is just unavailable.
+		return Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return decodeResponse(resp)
+}
+
+// handleRPC serves forwarded requests on the leader. It never forwards
+// again: a node that is not the leader answers unavailable and the caller
+// retries against the leader it then knows.
+func (r *raftReplicator) handleRPC(ctx context.Context, from string, method uint8, req []byte) ([]byte, error) {
+	ctx, cancel, payload, err := decodeRequest(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	switch method {
+	case methodPropose, methodRead:
+		props, err := DecodeEntry(payload)
+		if err != nil || len(props) != 1 {
+			return encodeResponse(nil, fmt.Errorf("%w: malformed forwarded command", ErrInvalidArgument)), nil
+		}
+		p := props[0]
+		if err := p.Cmd.Validate(); err != nil {
+			return encodeResponse(nil, err), nil
+		}
+		lt, err := r.leading(ctx, method == methodPropose)
+		if err == nil && lt == nil {
+			err = fmt.Errorf("%w: not the leader", ErrUnavailable)
+		}
+		if err != nil {
+			return encodeResponse(nil, err), nil
+		}
+		var res Result
+		if method == methodPropose {
+			if p.Cmd.Op.ReadOnly() {
+				return encodeResponse(nil, fmt.Errorf("%w: read proposed as a write", ErrInvalidArgument)), nil
+			}
+			res, err = r.submit(ctx, p)
+		} else {
+			if !p.Cmd.Op.ReadOnly() {
+				return encodeResponse(nil, fmt.Errorf("%w: write sent as a read", ErrInvalidArgument)), nil
+			}
+			res, err = r.readLocal(ctx, lt, p.Cmd)
+		}
+		return encodeResponse(&res, err), nil
+	case methodAddMember, methodRemoveMember, methodTransfer:
+		var m Member
+		if err := msgpack.Unmarshal(payload, &m); err != nil {
+			return encodeResponse(nil, fmt.Errorf("%w: malformed member", ErrInvalidArgument)), nil
+		}
+		err := r.changeMembership(ctx, method, m)
+		return encodeResponse(&Result{}, err), nil
+	}
+	r.log.Warn("unknown forwarded method", "from", from, "method", method)
+	return nil, fmt.Errorf("unknown method %d", method)
+}
+
+// AddMember implements Membership.
+func (r *raftReplicator) AddMember(ctx context.Context, m Member) error {
+	if m.ID == "" || m.Addr == "" {
+		return fmt.Errorf("%w: member needs an id and an address", ErrInvalidArgument)
+	}
+	return r.membership(ctx, methodAddMember, m)
+}
+
+// RemoveMember implements Membership.
+func (r *raftReplicator) RemoveMember(ctx context.Context, id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: member id is empty", ErrInvalidArgument)
+	}
+	return r.membership(ctx, methodRemoveMember, Member{ID: id})
+}
+
+// TransferLeadership implements Membership.
+func (r *raftReplicator) TransferLeadership(ctx context.Context, id string) error {
+	return r.membership(ctx, methodTransfer, Member{ID: id})
+}
+
+func (r *raftReplicator) membership(ctx context.Context, method uint8, m Member) error {
+	if r.raft.State() == raft.Leader {
+		return r.changeMembership(ctx, method, m)
+	}
+	payload, err := msgpack.Marshal(&m)
+	if err != nil {
+		return err
+	}
+	resp, err := r.call(ctx, method, payload)
+	if err != nil {
+		return err
+	}
+	_, err = decodeResponse(resp)
+	return err
+}
+
+func (r *raftReplicator) changeMembership(ctx context.Context, method uint8, m Member) error {
+	timeout := maxForwardWait
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	var err error
+	switch method {
+	case methodAddMember:
+		if m.Voter {
+			err = r.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, timeout).Error()
+		} else {
+			err = r.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, timeout).Error()
+		}
+	case methodRemoveMember:
+		err = r.raft.RemoveServer(raft.ServerID(m.ID), 0, timeout).Error()
+	case methodTransfer:
+		// The lease goes at once: the target may win before this node
+		// hears of it.
+		r.transferring.Store(true)
+		r.lease.drop()
+		if m.ID == "" {
+			err = r.raft.LeadershipTransfer().Error()
+		} else {
+			err = r.transferTo(m.ID)
+		}
+		if err != nil {
+			r.transferring.Store(false)
+		}
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return classifyRaftError(err)
+	}
+	return err
+}
+
+func (r *raftReplicator) transferTo(id string) error {
+	f := r.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return r.raft.LeadershipTransferToServer(s.ID, s.Address).Error()
+		}
+	}
+	return fmt.Errorf("%w: no member %q", ErrNotFound, id)
+}

@@ -1,0 +1,144 @@
+// Package hclogslog adapts hashicorp's hclog.Logger interface to log/slog,
+// so hashicorp/raft logs through the application's slog.Logger.
+package hclogslog
+
+import (
+	"context"
+	"io"
+	"log"
+	"log/slog"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Logger implements hclog.Logger on top of a *slog.Logger.
+type Logger struct {
+	l       *slog.Logger
+	name    string
+	implied []any
+}
+
+var _ hclog.Logger = (*Logger)(nil)
+
+// New returns an hclog.Logger writing to l.
+func New(l *slog.Logger, name string) *Logger {
+	return &Logger{l: l.With("component", name), name: name}
+}
+
+// hclog's Trace has no slog counterpart; it maps below Debug.
+const levelTrace = slog.LevelDebug - 4
+
+func toSlog(level hclog.Level) slog.Level {
+	switch level {
+	case hclog.Trace:
+		return levelTrace
+	case hclog.Debug:
+		return slog.LevelDebug
+	case hclog.Warn:
+		return slog.LevelWarn
+	case hclog.Error:
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+func (g *Logger) enabled(level slog.Level) bool {
+	return g.l.Enabled(context.Background(), level)
+}
+
+// Log emits msg at level.
+func (g *Logger) Log(level hclog.Level, msg string, args ...any) {
+	if level == hclog.Off || level == hclog.NoLevel {
+		return
+	}
+	g.l.Log(context.Background(), toSlog(level), msg, args...)
+}
+
+// Trace emits at trace level.
+func (g *Logger) Trace(msg string, args ...any) { g.Log(hclog.Trace, msg, args...) }
+
+// Debug emits at debug level.
+func (g *Logger) Debug(msg string, args ...any) { g.Log(hclog.Debug, msg, args...) }
+
+// Info emits at info level.
+func (g *Logger) Info(msg string, args ...any) { g.Log(hclog.Info, msg, args...) }
+
+// Warn emits at warn level.
+func (g *Logger) Warn(msg string, args ...any) { g.Log(hclog.Warn, msg, args...) }
+
+// Error emits at error level.
+func (g *Logger) Error(msg string, args ...any) { g.Log(hclog.Error, msg, args...) }
+
+// IsTrace reports whether trace logs are emitted.
+func (g *Logger) IsTrace() bool { return g.enabled(levelTrace) }
+
+// IsDebug reports whether debug logs are emitted.
+func (g *Logger) IsDebug() bool { return g.enabled(slog.LevelDebug) }
+
+// IsInfo reports whether info logs are emitted.
+func (g *Logger) IsInfo() bool { return g.enabled(slog.LevelInfo) }
+
+// IsWarn reports whether warn logs are emitted.
+func (g *Logger) IsWarn() bool { return g.enabled(slog.LevelWarn) }
+
+// IsError reports whether error logs are emitted.
+func (g *Logger) IsError() bool { return g.enabled(slog.LevelError) }
+
+// ImpliedArgs returns the arguments added with With.
+func (g *Logger) ImpliedArgs() []any { return g.implied }
+
+// With returns a logger that adds args to every record.
+func (g *Logger) With(args ...any) hclog.Logger {
+	return &Logger{l: g.l.With(args...), name: g.name, implied: append(append([]any{}, g.implied...), args...)}
+}
+
+// Name returns the logger's name.
+func (g *Logger) Name() string { return g.name }
+
+// Named returns a logger whose name has name appended.
+func (g *Logger) Named(name string) hclog.Logger {
+	if g.name != "" {
+		name = g.name + "." + name
+	}
+	return g.ResetNamed(name)
+}
+
+// ResetNamed returns a logger named name.
+func (g *Logger) ResetNamed(name string) hclog.Logger {
+	return &Logger{l: g.l.With("component", name), name: name, implied: g.implied}
+}
+
+// SetLevel does nothing: the slog handler decides levels.
+func (g *Logger) SetLevel(hclog.Level) {}
+
+// GetLevel reports the most verbose level the slog handler emits.
+func (g *Logger) GetLevel() hclog.Level {
+	switch {
+	case g.IsTrace():
+		return hclog.Trace
+	case g.IsDebug():
+		return hclog.Debug
+	case g.IsInfo():
+		return hclog.Info
+	case g.IsWarn():
+		return hclog.Warn
+	}
+	return hclog.Error
+}
+
+// StandardLogger returns a *log.Logger writing through this logger.
+func (g *Logger) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+	return log.New(g.StandardWriter(opts), "", 0)
+}
+
+// StandardWriter returns an io.Writer whose lines are logged at info.
+func (g *Logger) StandardWriter(*hclog.StandardLoggerOptions) io.Writer { return writer{g} }
+
+type writer struct{ g *Logger }
+
+func (w writer) Write(p []byte) (int, error) {
+	w.g.Info(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

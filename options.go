@@ -1,0 +1,98 @@
+package abacus
+
+import (
+	"hash/fnv"
+	"time"
+)
+
+// Option modifies a call: bounds, fences and instances for writes,
+// consistency for reads, an idempotency key for retries from outside.
+type Option func(*callOptions)
+
+type callOptions struct {
+	stale    bool
+	key      string
+	min, max *int64
+	fence    *Fence
+	instance uint64
+	expiry   time.Duration
+}
+
+// Fence guards a write with a lock's fencing token: the write is refused
+// with ErrStaleToken unless Token still holds Lock.
+type Fence struct {
+	Lock  string
+	Token uint64
+}
+
+// WithMin makes an Add conditional: it fails with ErrOutOfRange, changing
+// nothing, if the result would be below min.
+func WithMin(min int64) Option { return func(o *callOptions) { o.min = &min } }
+
+// WithMax makes an Add conditional: it fails with ErrOutOfRange, changing
+// nothing, if the result would be above max ("increment only if below N").
+func WithMax(max int64) Option { return func(o *callOptions) { o.max = &max } }
+
+// WithFence guards a write with a fencing token (see Fence).
+func WithFence(lock string, token uint64) Option {
+	return func(o *callOptions) { o.fence = &Fence{Lock: lock, Token: token} }
+}
+
+// WithInstance makes a counter call act on the slice of an instance (see
+// Node.RegisterInstance): adds, sets and deletes change its own
+// contribution, and reads report it as Counter.Mine.
+func WithInstance(id uint64) Option { return func(o *callOptions) { o.instance = id } }
+
+// WithExpiry gives an Add an expiry window: the first add to a counter
+// without one starts a window of d, and when it ends the counter resets
+// (reads as never written). A fixed-window rate limiter is one call:
+// Add(ctx, key, 1, WithMax(limit), WithExpiry(window)).
+func WithExpiry(d time.Duration) Option { return func(o *callOptions) { o.expiry = d } }
+
+// Stale lets a read be served from this node's local state at once,
+// without confirming it is current.
+func Stale() Option { return func(o *callOptions) { o.stale = true } }
+
+// WithIdempotencyKey makes a write idempotent across retries from outside
+// the process (such as HTTP clients): a retry with the same key returns the
+// first result and applies nothing, for as long as the state machine keeps
+// the key's session (FSMOptions.SessionTTL, default 15 minutes). Keys must
+// be unique per intended write.
+func WithIdempotencyKey(key string) Option { return func(o *callOptions) { o.key = key } }
+
+func collect(opts []Option) callOptions {
+	var o callOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
+// apply copies the options that belong in the command itself.
+func (o *callOptions) apply(c *Command) {
+	if o.min != nil {
+		c.Flags |= FlagMin
+		c.Min = *o.min
+	}
+	if o.max != nil {
+		c.Flags |= FlagMax
+		c.Max = *o.max
+	}
+	if o.fence != nil {
+		c.FenceLock, c.FenceToken = o.fence.Lock, o.fence.Token
+	}
+	c.Instance = o.instance
+	c.TTL = o.expiry
+}
+
+// keyClient maps an idempotency key onto a client session id. The top bit
+// is set so key sessions never collide with a node's own random sessions,
+// which keep it clear.
+func keyClient(key string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte("abacus-idempotency-key\x00"))
+	h.Write([]byte(key))
+	return h.Sum64() | 1<<63
+}

@@ -1,0 +1,565 @@
+package abacus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/abacuskit/abacus/internal/hclogslog"
+	"github.com/abacuskit/abacus/internal/transport"
+)
+
+// RaftBackend returns the Raft replication path, the default: hashicorp/raft
+// with a raft-boltdb log and stable store and file snapshots, all in the
+// node's data directory.
+func RaftBackend() Backend { return raftBackend{} }
+
+type raftBackend struct{}
+
+func (raftBackend) Name() string { return "raft" }
+
+func (raftBackend) Open(env *Env) (Replicator, error) { return openRaft(env) }
+
+// raftReplicator is the Raft path. On the leader, proposals from local
+// callers and forwarded from followers queue for a batcher that coalesces
+// them into log entries and keeps up to MaxInflightEntries entries in
+// flight; a completer hands each applied entry's results back in order.
+// Followers forward proposals and linearizable reads to the leader over the
+// peer port.
+type raftReplicator struct {
+	cfg     Config
+	log     *slog.Logger
+	clock   Clock
+	fsm     *FSM
+	metrics *Metrics
+
+	raft   *raft.Raft
+	store  *raftboltdb.BoltStore
+	trans  *raft.NetworkTransport
+	rpc    *transport.RPCClient
+	rpcSrv *transport.RPCServer
+
+	queue    chan *pending
+	slots    chan struct{}
+	inflight chan inflightEntry
+	applied  chan struct{} // signalled after every applied batch of logs
+	notify   chan bool     // leadership changes from Raft
+
+	term         atomic.Pointer[leaderTerm] // set while this node leads
+	lease        readLease
+	confirm      confirmer
+	transferring atomic.Bool // a leadership transfer is under way
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// pending is one proposal waiting for its entry to apply.
+type pending struct {
+	p  Proposal
+	ch chan outcome // buffered: the completer never blocks on it
+}
+
+type outcome struct {
+	res Result
+	err error
+}
+
+type inflightEntry struct {
+	fut   raft.ApplyFuture
+	batch []*pending
+	start time.Time
+}
+
+func openRaft(env *Env) (*raftReplicator, error) {
+	cfg := env.Config
+	hl := hclogslog.New(env.Logger, "raft")
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(cfg.Dir, "raft.db"),
+		BoltOptions: &bbolt.Options{NoFreelistSync: true, Timeout: time.Second},
+		NoSync:      cfg.NoSync,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("log store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("snapshot store: %w", err)
+	}
+	r := &raftReplicator{
+		cfg:      cfg,
+		log:      env.Logger,
+		clock:    cfg.Clock,
+		fsm:      env.FSM,
+		metrics:  env.Metrics,
+		store:    store,
+		rpc:      transport.NewRPCClient(env.Mux, 0),
+		queue:    make(chan *pending, 4*cfg.MaxEntryProposals),
+		slots:    make(chan struct{}, cfg.MaxInflightEntries),
+		inflight: make(chan inflightEntry, cfg.MaxInflightEntries),
+		applied:  make(chan struct{}, 1),
+		notify:   make(chan bool, 16),
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.confirm.run = r.confirmLeadership
+	r.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  env.Mux.RaftStreamLayer(),
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  hl,
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	rc.NotifyCh = r.notify
+	rc.Logger = hl
+	if err := raft.ValidateConfig(rc); err != nil {
+		r.closeStores()
+		return nil, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+
+	existing, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		r.closeStores()
+		return nil, fmt.Errorf("reading state: %w", err)
+	}
+	if !existing && !cfg.Join {
+		var servers []raft.Server
+		for _, p := range cfg.Peers {
+			suffrage := raft.Voter
+			if !p.Voter && p.ID != cfg.ID {
+				suffrage = raft.Nonvoter
+			}
+			servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr), Suffrage: suffrage})
+		}
+		if err := raft.BootstrapCluster(rc, store, store, snaps, r.trans, raft.Configuration{Servers: servers}); err != nil {
+			r.closeStores()
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	r.raft, err = raft.NewRaft(rc, raftFSMHook{RaftFSM{env.FSM}, r.applied}, store, store, snaps, r.trans)
+	if err != nil {
+		r.closeStores()
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	r.rpcSrv = transport.NewRPCServer(env.Mux.Listener(transport.KindRPC), r.handleRPC)
+	r.goroutine(func() { _ = r.rpcSrv.Serve(r.ctx) })
+	r.goroutine(r.watchLeadership)
+	r.goroutine(r.batcher)
+	r.goroutine(r.completer)
+	return r, nil
+}
+
+func (r *raftReplicator) goroutine(fn func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn()
+	}()
+}
+
+func (r *raftReplicator) closeStores() {
+	r.trans.Close()
+	r.store.Close()
+}
+
+// Close shuts Raft down and stops the replicator's goroutines.
+func (r *raftReplicator) Close() error {
+	err := r.raft.Shutdown().Error()
+	r.cancel()
+	r.rpc.Close()
+	r.wg.Wait()
+	return errors.Join(err, r.trans.Close(), r.store.Close())
+}
+
+// raftFSMHook signals the replicator after every applied batch, so the
+// leader re-examines the next expiry deadline.
+type raftFSMHook struct {
+	RaftFSM
+	applied chan struct{}
+}
+
+func (h raftFSMHook) Apply(l *raft.Log) any { return h.ApplyBatch([]*raft.Log{l})[0] }
+
+func (h raftFSMHook) ApplyBatch(logs []*raft.Log) []any {
+	out := h.RaftFSM.ApplyBatch(logs)
+	select {
+	case h.applied <- struct{}{}:
+	default:
+	}
+	return out
+}
+
+// leaderTerm is this node's tenure as leader. It becomes ready once the
+// term's first entry (a barrier) has applied, so the state machine holds
+// every entry committed before the term; it accepts writes only from
+// writesAt, one read lease (plus drift) after taking office, so no deposed
+// leader's lease can overlap a write of this term.
+type leaderTerm struct {
+	term     uint64
+	took     time.Time
+	writesAt time.Time
+	ready    chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	// State-machine time: baseSM when the term became ready, advanced by
+	// this node's monotonic elapsed time since baseMono.
+	baseSM   int64
+	baseMono time.Time
+	mu       sync.Mutex
+	last     int64
+}
+
+// stamp returns the time for a new entry: never below the last one.
+func (lt *leaderTerm) stamp(c Clock) int64 {
+	t := lt.peek(c)
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if t < lt.last {
+		t = lt.last
+	}
+	lt.last = t
+	return t
+}
+
+func (lt *leaderTerm) peek(c Clock) int64 {
+	return lt.baseSM + int64(c.Now().Sub(lt.baseMono))
+}
+
+func (r *raftReplicator) watchLeadership() {
+	for {
+		select {
+		case <-r.ctx.Done():
+			if lt := r.term.Swap(nil); lt != nil {
+				lt.cancel()
+			}
+			return
+		case leader := <-r.notify:
+			if old := r.term.Swap(nil); old != nil {
+				old.cancel()
+			}
+			r.lease.drop()
+			r.transferring.Store(false)
+			if !leader {
+				r.log.Info("lost leadership")
+				continue
+			}
+			now := r.clock.Now()
+			lt := &leaderTerm{
+				term:     r.raft.CurrentTerm(),
+				took:     now,
+				writesAt: now.Add(r.cfg.ReadLease + r.cfg.DriftMargin),
+				ready:    make(chan struct{}),
+			}
+			lt.ctx, lt.cancel = context.WithCancel(r.ctx)
+			r.term.Store(lt)
+			r.log.Info("took leadership", "term", lt.term)
+			r.goroutine(func() { r.lead(lt) })
+		}
+	}
+}
+
+// lead runs a leader term: the barrier, then expiry ticks and lease
+// renewal until the term ends.
+func (r *raftReplicator) lead(lt *leaderTerm) {
+	for {
+		err := r.raft.Barrier(r.cfg.ElectionTimeout).Error()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, raft.ErrEnqueueTimeout) || lt.ctx.Err() != nil {
+			return
+		}
+	}
+	lt.baseSM = r.fsm.Now()
+	lt.baseMono = r.clock.Now()
+	lt.last = lt.baseSM
+	close(lt.ready)
+	r.goroutine(func() { r.renewLease(lt) })
+	r.tickLoop(lt)
+}
+
+// leading returns the current leader term once it is ready (and, for
+// writes, past its write wait), or nil when another node leads.
+func (r *raftReplicator) leading(ctx context.Context, write bool) (*leaderTerm, error) {
+	lt := r.term.Load()
+	if lt == nil {
+		if r.raft.State() == raft.Leader {
+			return nil, fmt.Errorf("%w: leadership starting", ErrUnavailable)
+		}
+		return nil, nil
+	}
+	select {
+	case <-lt.ready:
+	case <-lt.ctx.Done():
+		return nil, fmt.Errorf("%w: leadership lost", ErrUnavailable)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	}
+	if write {
+		if wait := lt.writesAt.Sub(r.clock.Now()); wait > 0 {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-lt.ctx.Done():
+				return nil, fmt.Errorf("%w: leadership lost", ErrUnavailable)
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+			}
+		}
+	}
+	return lt, nil
+}
+
+// Propose implements Replicator.
+func (r *raftReplicator) Propose(ctx context.Context, p Proposal) (Result, error) {
+	lt, err := r.leading(ctx, true)
+	if err != nil {
+		return Result{}, err
+	}
+	if lt == nil {
+		return r.forwardPropose(ctx, p)
+	}
+	return r.submit(ctx, p)
+}
+
+// submit queues p for the batcher and waits for its result.
+func (r *raftReplicator) submit(ctx context.Context, p Proposal) (Result, error) {
+	pd := &pending{p: p, ch: make(chan outcome, 1)}
+	select {
+	case r.queue <- pd:
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	case <-r.ctx.Done():
+		return Result{}, ErrClosed
+	}
+	select {
+	case o := <-pd.ch:
+		return o.res, o.err
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
+	case <-r.ctx.Done():
+		return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ErrClosed)
+	}
+}
+
+// batcher coalesces queued proposals into log entries. It takes an
+// in-flight slot before it takes proposals, so while the slots are busy
+// proposals gather and the next entry carries all of them.
+func (r *raftReplicator) batcher() {
+	for {
+		select {
+		case r.slots <- struct{}{}:
+		case <-r.ctx.Done():
+			return
+		}
+		var batch []*pending
+		select {
+		case pd := <-r.queue:
+			batch = append(make([]*pending, 0, 64), pd)
+		case <-r.ctx.Done():
+			return
+		}
+	drain:
+		for len(batch) < r.cfg.MaxEntryProposals {
+			select {
+			case pd := <-r.queue:
+				batch = append(batch, pd)
+			default:
+				break drain
+			}
+		}
+		lt := r.term.Load()
+		if lt == nil {
+			<-r.slots
+			finish(batch, outcome{err: fmt.Errorf("%w: not the leader", ErrUnavailable)})
+			continue
+		}
+		t := lt.stamp(r.clock)
+		props := make([]Proposal, len(batch))
+		for i, pd := range batch {
+			props[i] = pd.p
+			props[i].Time = t
+		}
+		data, err := EncodeEntry(props)
+		if err != nil {
+			<-r.slots
+			finish(batch, outcome{err: fmt.Errorf("%w: encoding: %v", ErrInvalidArgument, err)})
+			continue
+		}
+		e := inflightEntry{fut: r.raft.Apply(data, 0), batch: batch, start: time.Now()}
+		select {
+		case r.inflight <- e:
+		case <-r.ctx.Done():
+			finish(batch, outcome{err: fmt.Errorf("%w: %w", ErrIndeterminate, ErrClosed)})
+			return
+		}
+	}
+}
+
+// completer waits for entries in submission order and hands out results.
+func (r *raftReplicator) completer() {
+	for {
+		var e inflightEntry
+		select {
+		case e = <-r.inflight:
+		case <-r.ctx.Done():
+			return
+		}
+		err := e.fut.Error()
+		<-r.slots
+		if err != nil {
+			finish(e.batch, outcome{err: classifyRaftError(err)})
+			continue
+		}
+		r.metrics.ObserveCommit(time.Since(e.start), len(e.batch))
+		switch resp := e.fut.Response().(type) {
+		case []Result:
+			if len(resp) == len(e.batch) {
+				for i, pd := range e.batch {
+					pd.ch <- outcome{res: resp[i]}
+				}
+				continue
+			}
+		case error:
+			finish(e.batch, outcome{err: resp})
+			continue
+		}
+		finish(e.batch, outcome{err: fmt.Errorf("%w: entry was not applied as submitted", ErrIndeterminate)})
+	}
+}
+
+func finish(batch []*pending, o outcome) {
+	for _, pd := range batch {
+		pd.ch <- o
+	}
+}
+
+// classifyRaftError tells a proposal that was definitely not appended
+// from one whose fate is unknown.
+func classifyRaftError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: %v", ErrIndeterminate, err)
+}
+
+// Read implements Replicator: under the leader lease from local state,
+// otherwise after a shared confirmation round; on a follower, forwarded to
+// the leader.
+func (r *raftReplicator) Read(ctx context.Context, cmd Command) (Result, error) {
+	lt, err := r.leading(ctx, false)
+	if err != nil {
+		return Result{}, err
+	}
+	if lt == nil {
+		return r.forwardRead(ctx, cmd)
+	}
+	return r.readLocal(ctx, lt, cmd)
+}
+
+func (r *raftReplicator) readLocal(ctx context.Context, lt *leaderTerm, cmd Command) (Result, error) {
+	if r.lease.valid(lt.term, r.clock.Now()) {
+		r.metrics.CountRead(true)
+		return r.fsm.Read(cmd), nil
+	}
+	if err := r.confirm.wait(ctx); err != nil {
+		return Result{}, err
+	}
+	if r.term.Load() != lt {
+		return Result{}, fmt.Errorf("%w: leadership lost", ErrUnavailable)
+	}
+	r.metrics.CountRead(false)
+	return r.fsm.Read(cmd), nil
+}
+
+// tickLoop proposes a tick whenever state-machine time reaches the next
+// expiry deadline, so leases and expiring counters end on time without
+// waiting for other traffic.
+func (r *raftReplicator) tickLoop(lt *leaderTerm) {
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
+	for {
+		wait := time.Hour
+		if deadline, ok := r.fsm.NextDeadline(); ok {
+			if now := lt.peek(r.clock); now >= deadline {
+				ctx, cancel := context.WithTimeout(lt.ctx, r.cfg.ElectionTimeout)
+				if _, err := r.leading(ctx, true); err == nil {
+					_, err = r.submit(ctx, Proposal{Cmd: Command{Op: OpTick}})
+					if err != nil {
+						r.log.Debug("tick failed", "err", err)
+					}
+				}
+				cancel()
+				if lt.ctx.Err() != nil {
+					return
+				}
+				continue
+			} else {
+				wait = time.Duration(deadline - now)
+			}
+		}
+		idle.Reset(wait)
+		select {
+		case <-idle.C:
+		case <-r.applied:
+			if !idle.Stop() {
+				<-idle.C
+			}
+		case <-lt.ctx.Done():
+			return
+		}
+	}
+}
+
+// Status implements Replicator.
+func (r *raftReplicator) Status() Status {
+	st := Status{
+		ID:           r.cfg.ID,
+		Backend:      "raft",
+		State:        strings.ToLower(r.raft.State().String()),
+		Term:         r.raft.CurrentTerm(),
+		AppliedIndex: r.raft.AppliedIndex(),
+		CommitIndex:  r.raft.CommitIndex(),
+	}
+	_, id := r.raft.LeaderWithID()
+	st.Leader = string(id)
+	if st.State == "follower" {
+		if lc := r.raft.LastContact(); !lc.IsZero() {
+			st.LastContact = time.Since(lc)
+		}
+	}
+	if f := r.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			st.Members = append(st.Members, Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+		}
+		slices.SortFunc(st.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return st
+}

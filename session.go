@@ -1,0 +1,145 @@
+package abacus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// clientSession is a node's identity in the state machine's exactly-once
+// table: a random client id and a sequence of proposal numbers, with the
+// lowest unacknowledged one sent along so the state machine can drop
+// results the node no longer needs.
+type clientSession struct {
+	id   uint64
+	mu   sync.Mutex
+	next uint64              // next sequence number to hand out
+	low  uint64              // lowest sequence number not yet finished
+	done map[uint64]struct{} // finished numbers above low
+}
+
+func newClientSession() *clientSession {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("abacus: no randomness for a session id: %v", err))
+	}
+	// The top bit is clear: ids with it set belong to idempotency keys.
+	id := binary.LittleEndian.Uint64(b[:]) &^ (1 << 63)
+	if id == 0 {
+		id = 1
+	}
+	return &clientSession{id: id, next: 1, low: 1, done: make(map[uint64]struct{})}
+}
+
+// begin hands out the next sequence number and the current acknowledgement.
+func (s *clientSession) begin() (seq, ack uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq = s.next
+	s.next++
+	return seq, s.low
+}
+
+// finish marks seq as seen by the caller.
+func (s *clientSession) finish(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done[seq] = struct{}{}
+	for {
+		if _, ok := s.done[s.low]; !ok {
+			return
+		}
+		delete(s.done, s.low)
+		s.low++
+	}
+}
+
+// propose sends p through the replicator until its outcome is known or ctx
+// ends. A proposal whose outcome is unknown is retried with the same client
+// id and sequence number, which the state machine deduplicates, so the
+// caller sees exactly one application. When ctx ends first, the error wraps
+// ErrIndeterminate if any attempt may have been applied, else
+// ErrUnavailable.
+func (n *Node) propose(ctx context.Context, p Proposal) (Result, error) {
+	uncertain := false
+	backoff := n.cfg.RetryBackoff
+	for attempt := 0; ; attempt++ {
+		if n.closed.Load() {
+			return Result{}, n.giveUp(uncertain, ErrClosed)
+		}
+		res, err := n.repl.Propose(ctx, p)
+		if err == nil {
+			return res, nil
+		}
+		switch {
+		case errors.Is(err, ErrIndeterminate):
+			uncertain = true
+		case errors.Is(err, ErrUnavailable):
+		case errors.Is(err, ErrClosed):
+			return Result{}, n.giveUp(uncertain, err)
+		default:
+			return Result{}, err
+		}
+		if ctx.Err() != nil {
+			return Result{}, n.giveUp(uncertain, ctx.Err())
+		}
+		n.log.Debug("retrying proposal", "client", p.Client, "seq", p.Seq, "attempt", attempt+1, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Result{}, n.giveUp(uncertain, ctx.Err())
+		case <-n.done:
+			t.Stop()
+			return Result{}, n.giveUp(uncertain, ErrClosed)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 16*n.cfg.RetryBackoff)
+	}
+}
+
+func (n *Node) giveUp(uncertain bool, cause error) error {
+	if uncertain {
+		return fmt.Errorf("%w: %w", ErrIndeterminate, cause)
+	}
+	if errors.Is(cause, ErrClosed) {
+		return cause
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, cause)
+}
+
+// read runs a read-only command linearizably, retrying while no leader can
+// serve it, or from local state with the Stale option.
+func (n *Node) read(ctx context.Context, cmd Command, stale bool) (Result, error) {
+	if stale {
+		return n.fsm.Read(cmd), nil
+	}
+	backoff := n.cfg.RetryBackoff
+	for {
+		if n.closed.Load() {
+			return Result{}, ErrClosed
+		}
+		res, err := n.repl.Read(ctx, cmd)
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrIndeterminate) {
+			return Result{}, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		case <-n.done:
+			t.Stop()
+			return Result{}, ErrClosed
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 16*n.cfg.RetryBackoff)
+	}
+}
