@@ -35,8 +35,11 @@ var (
 //   - Loss (Loss, LossPeer): on Raft and RPC connections, each write this
 //     node makes (one or more frames) cuts the connection with probability
 //     p, since dropping bytes from a stream would only garble it; the
-//     protocol above sees a lost connection. Messages sent with a Messenger
-//     are instead dropped whole, one by one, with probability p.
+//     protocol above sees a lost connection. A cut falls, with equal odds,
+//     before the write (nothing sent) or just after it (sent, but the
+//     connection dies before any reply), so callers see both "not sent" and
+//     "outcome unknown". Messages sent with a Messenger are instead dropped
+//     whole, one by one, with probability p.
 //
 // Loss decisions draw from a random source seeded with Config.FaultSeed and
 // owned by the controller. The per-peer settings override the global ones.
@@ -229,19 +232,29 @@ func (f *Faults) dropMessage(peer string) bool {
 	return f.lossDrawLocked(peer)
 }
 
+// Outcomes of injected loss for one write.
+const (
+	keepConn  = iota
+	cutBefore // close instead of writing
+	cutAfter  // write, then close
+)
+
 // onWrite returns the delay for a write to peer and whether injected loss
-// cuts the connection instead.
-func (f *Faults) onWrite(peer string, kind byte) (time.Duration, bool) {
+// cuts the connection before or after it.
+func (f *Faults) onWrite(peer string, kind byte) (time.Duration, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.peerDelay[peer]
 	if !ok {
 		d = f.delay
 	}
-	if kind == KindRabia { // the Messenger drops whole messages instead
-		return d, false
+	if kind == KindRabia || !f.lossDrawLocked(peer) { // the Messenger drops whole messages instead
+		return d, keepConn
 	}
-	return d, f.lossDrawLocked(peer)
+	if f.rng.IntN(2) == 0 {
+		return d, cutBefore
+	}
+	return d, cutAfter
 }
 
 func (f *Faults) lossDrawLocked(peer string) bool {
@@ -302,8 +315,24 @@ func (c *faultConn) Write(p []byte) (int, error) {
 	if err := c.err.Load(); err != nil {
 		return 0, *err
 	}
-	d, lost := c.f.onWrite(c.peer, c.kind)
-	if lost {
+	d, loss := c.f.onWrite(c.peer, c.kind)
+	if loss == cutBefore {
+		c.fail(ErrInjectedLoss)
+		return 0, ErrInjectedLoss
+	}
+	if loss == cutAfter && c.queue == nil {
+		// Mark the connection failed first, so that Read discards the
+		// reply, even one that races with the close.
+		err := ErrInjectedLoss
+		c.err.CompareAndSwap(nil, &err)
+		n, werr := c.Conn.Write(p)
+		c.fail(ErrInjectedLoss)
+		if werr != nil {
+			return n, werr
+		}
+		return n, nil
+	}
+	if loss != keepConn {
 		c.fail(ErrInjectedLoss)
 		return 0, ErrInjectedLoss
 	}
@@ -375,6 +404,16 @@ func (c *faultConn) Close() error {
 		c.f.forget(c)
 	})
 	return err
+}
+
+// Read returns nothing once the connection was cut, not even data that
+// arrived before.
+func (c *faultConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if ferr := c.err.Load(); ferr != nil {
+		return 0, *ferr
+	}
+	return n, err
 }
 
 func (c *faultConn) SetDeadline(t time.Time) error {

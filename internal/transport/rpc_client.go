@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -288,69 +289,101 @@ func (cc *rpcConn) deathCause() error {
 	return cc.deadErr
 }
 
-// die closes the connection and fails its calls in flight: ErrConnLost
-// for those already handed to the writer, ErrNotSent for the others.
+// die closes the connection. The writer goroutine then fails the calls in
+// flight (failPending), since only it knows which requests were written.
 func (cc *rpcConn) die(cause error) {
 	cc.dieOnce.Do(func() {
-		// Close first: a write that starts after this point fails, so a
-		// call not yet marked written is never sent.
 		_ = cc.c.Close()
 		cc.mu.Lock()
 		cc.deadErr = cause
-		pending := cc.pending
-		cc.pending = nil
 		cc.mu.Unlock()
 		close(cc.dead)
-		for _, cl := range pending {
-			if cl.written.Load() {
-				cl.done <- rpcResult{err: fmt.Errorf("%w: %w", ErrConnLost, cause)}
-			} else {
-				cl.done <- rpcResult{err: fmt.Errorf("%w: %w", ErrNotSent, cause)}
-			}
-		}
 	})
 }
 
-// writeLoop sends queued calls, coalescing those already queued into one
-// write.
-func (cc *rpcConn) writeLoop() {
-	w := bufio.NewWriterSize(cc.c, rpcBufSize)
-	write := func(cl *rpcCall) error {
-		if cl.abandoned.Load() {
-			return nil
+// failPending fails every call still waiting on a dead connection:
+// ErrConnLost for those whose request was (or may have been) written,
+// ErrNotSent for the others.
+func (cc *rpcConn) failPending() {
+	cc.mu.Lock()
+	pending := cc.pending
+	cc.pending = nil
+	cause := cc.deadErr
+	cc.mu.Unlock()
+	for _, cl := range pending {
+		if cl.written.Load() {
+			cl.done <- rpcResult{err: fmt.Errorf("%w: %w", ErrConnLost, cause)}
+		} else {
+			cl.done <- rpcResult{err: fmt.Errorf("%w: %w", ErrNotSent, cause)}
 		}
-		cl.written.Store(true)
-		_, err := w.Write(cl.frame)
-		cl.frame = nil
-		return err
 	}
+}
+
+// rpcMaxBatch bounds the calls written before one flush.
+const rpcMaxBatch = 1024
+
+// writeLoop sends queued calls, coalescing those already queued into one
+// write. When the connection fails, requests that did not reach the socket
+// at all are marked unwritten, so that their calls report ErrNotSent.
+func (cc *rpcConn) writeLoop() {
+	defer cc.failPending()
+	cw := &countingWriter{w: cc.c}
+	w := bufio.NewWriterSize(cw, rpcBufSize)
+	batch := make([]*rpcCall, 0, 64)
+	starts := make([]int, 0, 64)
 	for {
+		var cl *rpcCall
 		select {
-		case cl := <-cc.queue:
-			if err := write(cl); err != nil {
-				cc.die(err)
-				return
-			}
-		drain:
-			for {
-				select {
-				case cl = <-cc.queue:
-					if err := write(cl); err != nil {
-						cc.die(err)
-						return
-					}
-				default:
-					break drain
-				}
-			}
-			if err := w.Flush(); err != nil {
-				cc.die(err)
-				return
-			}
+		case cl = <-cc.queue:
 		case <-cc.dead:
 			return
 		}
+		batch, starts = batch[:0], starts[:0]
+		cw.n = 0
+		off := 0
+		var err error
+		for cl != nil && err == nil {
+			if !cl.abandoned.Load() {
+				cl.written.Store(true)
+				batch = append(batch, cl)
+				starts = append(starts, off)
+				off += len(cl.frame)
+				_, err = w.Write(cl.frame)
+				cl.frame = nil
+			}
+			cl = nil
+			if len(batch) < rpcMaxBatch {
+				select {
+				case cl = <-cc.queue:
+				default:
+				}
+			}
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			for i, c := range batch {
+				if starts[i] >= cw.n {
+					c.written.Store(false)
+				}
+			}
+			cc.die(err)
+			return
+		}
 	}
+}
+
+// countingWriter counts the bytes its writer accepted.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += n
+	return n, err
 }
 
 // readLoop dispatches responses to their calls by id. A malformed or
