@@ -107,8 +107,8 @@ func TestCounterBounds(t *testing.T) {
 		{"reads within bounds", hist(
 			add(0, "c", 5, 0, 1, 5),
 			add(1, "c", -2, 2, 10, 3),
-			get(2, "c", 3, 4, 5),  // the -2 may not have happened yet
-			get(3, "c", 5, 6, 3),  // or it may
+			get(2, "c", 3, 4, 5), // the -2 may not have happened yet
+			get(3, "c", 5, 6, 3), // or it may
 			info(add(0, "c", 100, 7, 8, 0)),
 			get(2, "c", 9, 10, 103), // the unknown add took effect
 			get(3, "c", 11, 12, 3),  // linearizability would object; bounds cannot tell
