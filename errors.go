@@ -50,6 +50,8 @@ var (
 	ErrIndeterminate = errors.New("abacus: outcome indeterminate")
 	// ErrClosed reports a call on a closed node.
 	ErrClosed = errors.New("abacus: node closed")
+	// ErrNoLeader reports an election (Election.Leader) nobody leads.
+	ErrNoLeader = errors.New("abacus: election has no leader")
 	// ErrCorrupt reports an encoded command, result or snapshot that fails to
 	// decode or to verify.
 	ErrCorrupt = errors.New("abacus: corrupt data")

@@ -18,12 +18,13 @@ import (
 // exactly once, even when the node retries them after a lost leader or a
 // timeout; reads are linearizable unless the Stale option says otherwise.
 type Node struct {
-	cfg  Config
-	log  *slog.Logger
-	fsm  *FSM
-	mux  *transport.Mux
-	repl Replicator
-	obs  *fanout
+	cfg   Config
+	log   *slog.Logger
+	fsm   *FSM
+	mux   *transport.Mux
+	repl  Replicator
+	obs   *fanout
+	watch *watchHub
 
 	session atomic.Pointer[clientSession]
 	metrics *Metrics
@@ -80,7 +81,8 @@ func Open(cfg Config) (*Node, error) {
 	if len(cfg.Peers) == 0 && !cfg.Join {
 		cfg.Peers = []Member{{ID: cfg.ID, Addr: cfg.AdvertiseAddr, Voter: true}}
 	}
-	n := &Node{cfg: cfg, log: log, mux: mux, obs: &fanout{}, metrics: newMetrics(), done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, mux: mux, obs: &fanout{}, watch: newWatchHub(), metrics: newMetrics(), done: make(chan struct{})}
+	n.obs.add(n.watch)
 	n.session.Store(newClientSession())
 	n.fsm = NewFSM(cfg.FSM, n.obs)
 	backend := cfg.Backend

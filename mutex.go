@@ -1,0 +1,338 @@
+package abacus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Locks. A lock is held under a lease and identified by its fencing
+// token, which strictly increases per lock name for ever (across releases,
+// snapshots, restarts and leader changes). Writes guarded WithFence are
+// refused once their token no longer holds the lock, so a holder that was
+// paused or partitioned past its lease cannot do harm. Requests that wait
+// are served in order, and a release hands the lock to the first waiter
+// only.
+
+// LockInfo describes a lock.
+type LockInfo struct {
+	// Held reports whether anyone holds the lock.
+	Held bool
+	// Holder is the holder's id.
+	Holder string
+	// Token is the holder's fencing token.
+	Token uint64
+	// Lease is the lease the lock is held under.
+	Lease uint64
+	// TTL is the lease's time to live.
+	TTL time.Duration
+	// Remaining is the time left on the lease, in state-machine time.
+	Remaining time.Duration
+}
+
+func lockInfo(r Result) LockInfo {
+	return LockInfo{Held: r.Token != 0, Holder: r.Holder, Token: r.Token, Lease: r.Lease, TTL: r.TTL, Remaining: r.Remaining}
+}
+
+// GetLock reports who holds lock name.
+func (n *Node) GetLock(ctx context.Context, name string, opts ...Option) (LockInfo, error) {
+	r, err := n.Do(ctx, Command{Op: OpLockGet, Name: name}, opts...)
+	return lockInfo(r), err
+}
+
+// AcquireLock acquires lock name for holder under a new lease of ttl,
+// waiting up to wait (and while ctx lasts) behind earlier requests. It
+// returns the lock with its fencing token; the caller renews it with
+// KeepAliveLock and ends it with ReleaseLock. When the lock cannot be had
+// in time the error wraps ErrLockHeld and is an *OpError naming the holder;
+// the lease is then revoked.
+func (n *Node) AcquireLock(ctx context.Context, name, holder string, ttl, wait time.Duration) (LockInfo, error) {
+	return n.acquire(ctx, name, holder, ttl, wait, 0, nil)
+}
+
+// acquire grants a lease and acquires the lock under it. With keep, the
+// lease's keeper is left running and returned through it.
+func (n *Node) acquire(ctx context.Context, name, holder string, ttl, wait, delay time.Duration, keep **Keeper) (LockInfo, error) {
+	cmd := Command{Op: OpLockAcquire, Name: name, Holder: holder, Lease: 1, Delay: delay}
+	if wait > 0 {
+		cmd.Flags |= FlagWait
+	}
+	if err := cmd.Validate(); err != nil {
+		return LockInfo{}, err
+	}
+	sent := n.cfg.Clock.Now()
+	lease, err := n.Grant(ctx, ttl)
+	if err != nil {
+		return LockInfo{}, err
+	}
+	cmd.Lease = lease
+	// The keeper holds the lease while the request waits in the queue.
+	k := n.keep(context.Background(), lease, ttl, sent)
+	grants := n.watchLockGrant(ctx, name)
+	defer grants.stop()
+
+	r, err := n.Do(ctx, cmd)
+	if err == nil && r.Token == 0 {
+		r, err = n.awaitGrant(ctx, name, lease, wait, grants)
+	}
+	if err != nil {
+		k.Stop()
+		n.abandon(lease)
+		return LockInfo{}, err
+	}
+	info := lockInfo(r)
+	if keep != nil {
+		*keep = k
+	} else {
+		k.Stop()
+	}
+	return info, nil
+}
+
+// awaitGrant waits for a queued request to be granted, withdrawing it if
+// the wait ends first.
+func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait time.Duration, g *grantWatch) (Result, error) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case ev, ok := <-g.ch:
+			if !ok {
+				return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrClosed)
+			}
+			if ev.Lease != lease || ev.Token == 0 {
+				continue
+			}
+			// Confirm through the log: the grant this node applied is
+			// committed, but the lease's remaining time comes from a read.
+			r, err := n.Do(ctx, Command{Op: OpLockGet, Name: name})
+			if err != nil {
+				return Result{}, err
+			}
+			if r.Lease != lease || r.Token != ev.Token {
+				return Result{}, &OpError{Code: CodeLockHeld, Op: OpLockAcquire, Name: name, Index: -1, Holder: r.Holder}
+			}
+			return r, nil
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		r := n.fsm.Read(Command{Op: OpLockGet, Name: name})
+		return Result{}, &OpError{Code: CodeLockHeld, Op: OpLockAcquire, Name: name, Index: -1, Holder: r.Holder}
+	}
+}
+
+// abandon withdraws a lease that did not get its lock, in the background
+// so the caller's ended context does not stop the clean-up.
+func (n *Node) abandon(lease uint64) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.Revoke(ctx, lease); err != nil && !errors.Is(err, ErrLeaseExpired) && !errors.Is(err, ErrClosed) {
+			n.log.Debug("revoking abandoned lock lease", "lease", lease, "err", err)
+		}
+	}()
+}
+
+// KeepAliveLock renews the lease of the lock holder whose token is given.
+// It fails with ErrStaleToken when the token no longer holds the lock.
+func (n *Node) KeepAliveLock(ctx context.Context, name string, token uint64) (time.Duration, error) {
+	info, err := n.holding(ctx, name, token)
+	if err != nil {
+		return 0, err
+	}
+	return n.KeepAliveOnce(ctx, info.Lease)
+}
+
+// ReleaseLock releases lock name held with token and ends its lease. It
+// fails with ErrStaleToken when the token no longer holds the lock.
+func (n *Node) ReleaseLock(ctx context.Context, name string, token uint64) error {
+	info, err := n.holding(ctx, name, token)
+	if err != nil {
+		return err
+	}
+	if _, err := n.Do(ctx, Command{Op: OpLockRelease, Name: name, Token: token}); err != nil {
+		return err
+	}
+	if err := n.Revoke(ctx, info.Lease); err != nil && !errors.Is(err, ErrLeaseExpired) {
+		return err
+	}
+	return nil
+}
+
+func (n *Node) holding(ctx context.Context, name string, token uint64) (LockInfo, error) {
+	if token == 0 {
+		return LockInfo{}, invalidf("token must be positive")
+	}
+	info, err := n.GetLock(ctx, name)
+	if err != nil {
+		return LockInfo{}, err
+	}
+	if !info.Held || info.Token != token {
+		return LockInfo{}, &OpError{Code: CodeStaleToken, Op: OpLockRelease, Name: name, Index: -1}
+	}
+	return info, nil
+}
+
+// grantWatch follows lock changes on this node while a request waits.
+type grantWatch struct {
+	ch   <-chan LockEvent
+	stop context.CancelFunc
+}
+
+func (n *Node) watchLockGrant(ctx context.Context, name string) *grantWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	return &grantWatch{ch: n.watchLock(ctx, name), stop: cancel}
+}
+
+// Mutex is a distributed lock with fencing, held under a lease that a
+// keeper renews while it is held. Use one Mutex per holder; it is safe for
+// concurrent use, but Lock and Unlock pair like a sync.Mutex's.
+type Mutex struct {
+	n      *Node
+	name   string
+	holder string
+	opts   MutexOptions
+
+	mu     sync.Mutex
+	info   LockInfo
+	keeper *Keeper
+	gen    uint64
+}
+
+// MutexOptions tune a Mutex.
+type MutexOptions struct {
+	// TTL is the lease's time to live. Default 10s.
+	TTL time.Duration
+	// LockDelay keeps the lock unavailable for this long after the
+	// holder's lease ends without a release (a holder that died may still
+	// have writes in flight). Default 0.
+	LockDelay time.Duration
+}
+
+// NewMutex returns a mutex on lock name for holder, an id that names the
+// process or task in LockInfo and logs.
+func (n *Node) NewMutex(name, holder string, opts MutexOptions) *Mutex {
+	if opts.TTL <= 0 {
+		opts.TTL = 10 * time.Second
+	}
+	return &Mutex{n: n, name: name, holder: holder, opts: opts}
+}
+
+// Lock acquires the mutex, waiting in order behind earlier requests until
+// ctx ends. The error wraps ErrLockHeld when ctx ended first.
+func (m *Mutex) Lock(ctx context.Context) error {
+	wait := 365 * 24 * time.Hour
+	if d, ok := ctx.Deadline(); ok {
+		wait = max(time.Until(d), time.Millisecond)
+	}
+	return m.lock(ctx, wait)
+}
+
+// TryLock acquires the mutex if it is free, else fails at once with
+// ErrLockHeld.
+func (m *Mutex) TryLock(ctx context.Context) error { return m.lock(ctx, 0) }
+
+// LockAttempts tries to acquire the mutex up to attempts times, a lease
+// TTL apart, without queueing: lock(holder_id, max_attempts).
+func (m *Mutex) LockAttempts(ctx context.Context, attempts int) error {
+	var err error
+	for i := 0; i < attempts; i++ {
+		if err = m.TryLock(ctx); err == nil || !errors.Is(err, ErrLockHeld) {
+			return err
+		}
+		if i+1 < attempts {
+			t := time.NewTimer(m.opts.TTL)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return err
+			}
+		}
+	}
+	return err
+}
+
+func (m *Mutex) lock(ctx context.Context, wait time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.keeper != nil {
+		select {
+		case <-m.keeper.Lost():
+			m.keeper.Stop()
+			m.keeper = nil
+		default:
+			return fmt.Errorf("%w: mutex %q already held by this Mutex", ErrInvalidArgument, m.name)
+		}
+	}
+	var k *Keeper
+	info, err := m.n.acquire(ctx, m.name, m.holder, m.opts.TTL, wait, m.opts.LockDelay, &k)
+	if err != nil {
+		return err
+	}
+	m.info, m.keeper = info, k
+	m.gen++
+	return nil
+}
+
+// Unlock releases the mutex and ends its lease. It fails with
+// ErrStaleToken when the lock was lost meanwhile.
+func (m *Mutex) Unlock(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.keeper == nil {
+		return fmt.Errorf("%w: mutex %q not held", ErrInvalidArgument, m.name)
+	}
+	k := m.keeper
+	m.keeper = nil
+	k.Stop()
+	_, err := m.n.Do(ctx, Command{Op: OpLockRelease, Name: m.name, Token: m.info.Token})
+	if rerr := m.n.Revoke(ctx, k.ID()); rerr != nil && !errors.Is(rerr, ErrLeaseExpired) && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// Token returns the fencing token of the current (or last) hold: pass it
+// to WithFence on writes made under the lock, and to outside systems that
+// check fencing tokens.
+func (m *Mutex) Token() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.info.Token
+}
+
+// Generation counts the times this Mutex has acquired the lock, for logs.
+func (m *Mutex) Generation() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen
+}
+
+// Lost returns a channel that closes when the current hold's lease is
+// lost. It is nil when the mutex is not held.
+func (m *Mutex) Lost() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.keeper == nil {
+		return nil
+	}
+	return m.keeper.Lost()
+}
+
+// ValidUntil returns the holder's conservative view of its hold: the time
+// by this node's clock until which the lock certainly remains held (the
+// zero time when not held).
+func (m *Mutex) ValidUntil() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.keeper == nil {
+		return time.Time{}
+	}
+	return m.keeper.ValidUntil()
+}
+
+// Fence returns an Option that guards a write with this mutex's token.
+func (m *Mutex) Fence() Option { return WithFence(m.name, m.Token()) }
