@@ -24,7 +24,9 @@ func mustStep(t *testing.T, e *Engine, from int, m Message) Ready {
 	return e.Ready()
 }
 
-func proposal(slot uint64, v *Value) Message { return Message{Kind: KindProposal, Slot: slot, Value: v} }
+func proposal(slot uint64, v *Value) Message {
+	return Message{Kind: KindProposal, Slot: slot, Value: v}
+}
 
 func stateMsg(slot uint64, phase uint32, bit uint8) Message {
 	return Message{Kind: KindState, Slot: slot, Phase: phase, Bit: bit}

@@ -161,8 +161,15 @@ func (s *sim) propose(r int, slot uint64, v *Value) {
 		s.t.Fatalf("seed %d: replica %d propose %d: %v", s.cfg.seed, r, slot, err)
 	}
 	s.proposed[r][slot] = true
-	s.proposals[slot] = append(s.proposals[slot], v)
-	s.drain(r, false)
+	rd := s.eng[r].Ready()
+	// Record the proposal for the validity checks only if it was sent (a
+	// slot already decided here ignores it).
+	for _, env := range rd.Messages {
+		if env.Msg.Kind == KindProposal && env.Msg.Slot == slot {
+			s.proposals[slot] = append(s.proposals[slot], v)
+		}
+	}
+	s.handle(r, rd, false)
 }
 
 // proposeNext proposes r's next planned slot, keeping at most pipeline slots
@@ -178,8 +185,12 @@ func (s *sim) proposeNext(r int) {
 	s.propose(r, uint64(c), s.plan[r][c])
 }
 
-func (s *sim) drain(r int, duplicate bool) {
-	rd := s.eng[r].Ready()
+func (s *sim) drain(r int, duplicate bool) { s.handle(r, s.eng[r].Ready(), duplicate) }
+
+// handle sends r's messages, records its decisions, answers its joins with
+// its planned value (null if it has none) and its stale requests from its
+// record of decisions, then compacts its decided prefix.
+func (s *sim) handle(r int, rd Ready, duplicate bool) {
 	if duplicate {
 		// Counted once: a message delivered again right away changes
 		// nothing: no round advances (no broadcast), nothing decides, no
@@ -325,7 +336,7 @@ func show(v *Value) string {
 func (s *sim) run() {
 	maxSteps := s.cfg.maxSteps
 	if maxSteps == 0 {
-		maxSteps = 3000 * s.cfg.slots * s.cfg.n
+		maxSteps = 1000 * s.cfg.slots * s.cfg.n
 	}
 	for s.steps = 0; !s.done(); s.steps++ {
 		if s.steps >= maxSteps {
