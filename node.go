@@ -196,6 +196,11 @@ func (n *Node) Do(ctx context.Context, cmd Command, opts ...Option) (Result, err
 	if n.closed.Load() {
 		return Result{}, ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		// Nothing was attempted; the lease fast path would otherwise
+		// answer reads on an ended context.
+		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	o := collect(opts)
 	o.apply(&cmd)
 	if err := cmd.Validate(); err != nil {
