@@ -12,7 +12,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-func sampleProposals() []Proposal {
+func codecSampleProposals() []Proposal {
 	props := []Proposal{
 		{},
 		{Client: math.MaxUint64, Seq: math.MaxUint64, Ack: math.MaxUint64, Time: math.MinInt64, Cmd: Command{
@@ -25,7 +25,7 @@ func sampleProposals() []Proposal {
 			{Op: OpAdd, Name: "a", Delta: 1}, {Op: OpCompareAndSet, Name: "b", Old: 1, Value: 2},
 		}}},
 	}
-	g := newGen(3)
+	g := newFSMGen(3)
 	for range 200 {
 		props = append(props, g.proposal())
 	}
@@ -33,7 +33,7 @@ func sampleProposals() []Proposal {
 }
 
 func TestCodecEntryRoundTrip(t *testing.T) {
-	props := sampleProposals()
+	props := codecSampleProposals()
 	b, err := EncodeEntry(props)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestCodecEntryRoundTrip(t *testing.T) {
 	}
 }
 
-func sampleResults(t testing.TB) []Result {
+func codecSampleResults(t testing.TB) []Result {
 	t.Helper()
 	rs := []Result{
 		{Index: -1},
@@ -71,7 +71,7 @@ func sampleResults(t testing.TB) []Result {
 			Holder: strings.Repeat("h", MaxHolderLen), Index: 1023},
 		{Index: -1, Results: []Result{{Value: 1, Index: -1}, {Value: 2, Exists: true, Index: -1}}},
 	}
-	g := newGen(4)
+	g := newFSMGen(4)
 	f := NewFSM(FSMOptions{}, nil)
 	for i := range 100 {
 		rs = append(rs, f.Apply(uint64(i+1), g.entry())...)
@@ -80,7 +80,7 @@ func sampleResults(t testing.TB) []Result {
 }
 
 func TestCodecResultsRoundTrip(t *testing.T) {
-	rs := sampleResults(t)
+	rs := codecSampleResults(t)
 	b, err := EncodeResults(rs)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func encodeWithExtras(t *testing.T, p *Proposal) []byte {
 }
 
 func TestCodecForwardCompatible(t *testing.T) {
-	for _, p := range sampleProposals()[:3] {
+	for _, p := range codecSampleProposals()[:3] {
 		b := encodeWithExtras(t, &p)
 		got, err := DecodeEntry(b)
 		if err != nil {
@@ -193,7 +193,7 @@ func TestCodecForwardCompatible(t *testing.T) {
 	}
 }
 
-func wantCorrupt(t *testing.T, what string, err error) {
+func wantCodecCorrupt(t *testing.T, what string, err error) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("%s: decoded without error", what)
@@ -204,28 +204,28 @@ func wantCorrupt(t *testing.T, what string, err error) {
 }
 
 func TestCodecRejects(t *testing.T) {
-	good, err := EncodeEntry(sampleProposals()[:3])
+	good, err := EncodeEntry(codecSampleProposals()[:3])
 	if err != nil {
 		t.Fatal(err)
 	}
 	for n := range len(good) {
 		_, err := DecodeEntry(good[:n])
-		wantCorrupt(t, "entry prefix "+itoaT(n), err)
+		wantCodecCorrupt(t, "entry prefix "+fsmItoa(n), err)
 	}
-	_, err = DecodeEntry(append(slices0(good), 0xc0))
-	wantCorrupt(t, "trailing byte", err)
-	bad := slices0(good)
+	_, err = DecodeEntry(append(fsmCopyBytes(good), 0xc0))
+	wantCodecCorrupt(t, "trailing byte", err)
+	bad := fsmCopyBytes(good)
 	bad[0] = entryVersion + 1
 	_, err = DecodeEntry(bad)
-	wantCorrupt(t, "unknown version", err)
+	wantCodecCorrupt(t, "unknown version", err)
 
-	goodRes, _ := EncodeResults(sampleResults(t)[:3])
+	goodRes, _ := EncodeResults(codecSampleResults(t)[:3])
 	for n := range len(goodRes) {
 		_, err := DecodeResults(goodRes[:n])
-		wantCorrupt(t, "results prefix "+itoaT(n), err)
+		wantCodecCorrupt(t, "results prefix "+fsmItoa(n), err)
 	}
-	_, err = DecodeResults(append(slices0(goodRes), 1))
-	wantCorrupt(t, "results trailing byte", err)
+	_, err = DecodeResults(append(fsmCopyBytes(goodRes), 1))
+	wantCodecCorrupt(t, "results trailing byte", err)
 
 	build := func(fn func(e *encoder)) []byte {
 		var buf bytes.Buffer
@@ -294,7 +294,7 @@ func TestCodecRejects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		_, err := DecodeEntry(tc.b)
-		wantCorrupt(t, tc.name, err)
+		wantCodecCorrupt(t, tc.name, err)
 	}
 
 	res := func(fn func(e *encoder)) []byte {
@@ -340,14 +340,14 @@ func TestCodecRejects(t *testing.T) {
 		})},
 	} {
 		_, err := DecodeResults(tc.b)
-		wantCorrupt(t, tc.name, err)
+		wantCodecCorrupt(t, tc.name, err)
 	}
 }
 
-func slices0(b []byte) []byte { return append([]byte(nil), b...) }
+func fsmCopyBytes(b []byte) []byte { return append([]byte(nil), b...) }
 
 func FuzzDecodeEntry(f *testing.F) {
-	props := sampleProposals()
+	props := codecSampleProposals()
 	for i := 0; i < len(props); i += 20 {
 		b, err := EncodeEntry(props[i:min(i+20, len(props))])
 		if err != nil {
@@ -381,7 +381,7 @@ func FuzzDecodeEntry(f *testing.F) {
 }
 
 func FuzzDecodeResults(f *testing.F) {
-	rs := sampleResults(f)
+	rs := codecSampleResults(f)
 	for i := 0; i < len(rs); i += 30 {
 		b, err := EncodeResults(rs[i:min(i+30, len(rs))])
 		if err != nil {

@@ -68,7 +68,7 @@ func TestFSMCounterEdges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, FSMOptions{})
+			h := newFSMHarness(t, FSMOptions{})
 			h.advance(0)
 			for i, s := range tt.steps {
 				before := h.hash()
@@ -98,7 +98,7 @@ func TestFSMCounterEdges(t *testing.T) {
 }
 
 func TestFSMCompareAndSetResult(t *testing.T) {
-	h := newHarness(t, FSMOptions{})
+	h := newFSMHarness(t, FSMOptions{})
 	h.ok(Command{Op: OpSet, Name: "c", Value: 7})
 	r := h.ok(Command{Op: OpCompareAndSet, Name: "c", Old: 6, Value: 1})
 	if r.Swapped || r.Value != 7 || !r.Exists {
@@ -119,7 +119,7 @@ func TestFSMCompareAndSetResult(t *testing.T) {
 }
 
 func TestFSMRevision(t *testing.T) {
-	h := newHarness(t, FSMOptions{})
+	h := newFSMHarness(t, FSMOptions{})
 	r := h.ok(Command{Op: OpAdd, Name: "c", Delta: 1})
 	if r.Revision != h.index {
 		t.Fatalf("revision %d, want index %d", r.Revision, h.index)
@@ -137,7 +137,7 @@ func TestFSMRevision(t *testing.T) {
 }
 
 func TestFSMBatch(t *testing.T) {
-	h := newHarness(t, FSMOptions{})
+	h := newFSMHarness(t, FSMOptions{})
 	h.ok(Command{Op: OpSet, Name: "a", Value: 10})
 	h.obs.take()
 
@@ -336,7 +336,7 @@ func TestFSMValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want ErrInvalidArgument", err)
 			}
 			// The state machine judges identically.
-			h := newHarness(t, FSMOptions{})
+			h := newFSMHarness(t, FSMOptions{})
 			h.advance(0)
 			before := h.hash()
 			r := h.probe(tt.cmd)

@@ -12,33 +12,33 @@ import (
 
 // gen produces random but reproducible proposals covering every operation,
 // including invalid ones, failing batches, retries and stale clocks.
-type gen struct {
+type fsmGen struct {
 	rng     *rand.Rand
 	now     int64
 	leases  uint64 // leases granted so far, as far as the generator knows
 	tokens  uint64 // a guess at the highest token issued
-	clients []genClient
+	clients []fsmGenClient
 	sent    []Proposal // earlier session proposals, for retries
 }
 
-type genClient struct {
+type fsmGenClient struct {
 	id, next, ack uint64
 }
 
-func newGen(seed uint64) *gen {
-	g := &gen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), now: int64(time.Hour)}
+func newFSMGen(seed uint64) *fsmGen {
+	g := &fsmGen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), now: int64(time.Hour)}
 	for i := range 5 {
-		g.clients = append(g.clients, genClient{id: uint64(i + 1), next: 1, ack: 1})
+		g.clients = append(g.clients, fsmGenClient{id: uint64(i + 1), next: 1, ack: 1})
 	}
 	return g
 }
 
-var genNames = []string{"a", "b", "c", "d", "e"}
+var fsmGenNames = []string{"a", "b", "c", "d", "e"}
 
-func (g *gen) name() string { return genNames[g.rng.IntN(len(genNames))] }
-func (g *gen) lock() string { return []string{"l1", "l2", "l3"}[g.rng.IntN(3)] }
+func (g *fsmGen) name() string { return fsmGenNames[g.rng.IntN(len(fsmGenNames))] }
+func (g *fsmGen) lock() string { return []string{"l1", "l2", "l3"}[g.rng.IntN(3)] }
 
-func (g *gen) delta() int64 {
+func (g *fsmGen) delta() int64 {
 	switch g.rng.IntN(10) {
 	case 0:
 		return math.MaxInt64 - g.rng.Int64N(3)
@@ -49,18 +49,18 @@ func (g *gen) delta() int64 {
 	}
 }
 
-func (g *gen) lease() uint64 {
+func (g *fsmGen) lease() uint64 {
 	if g.leases == 0 || g.rng.IntN(10) == 0 {
 		return g.leases + 1 // unknown yet
 	}
 	return 1 + g.rng.Uint64N(g.leases)
 }
 
-func (g *gen) ttl() time.Duration {
+func (g *fsmGen) ttl() time.Duration {
 	return time.Duration(1+g.rng.IntN(20)) * time.Second
 }
 
-func (g *gen) counterOp() Command {
+func (g *fsmGen) counterOp() Command {
 	c := Command{Name: g.name()}
 	switch g.rng.IntN(10) {
 	case 0:
@@ -98,7 +98,7 @@ func (g *gen) counterOp() Command {
 	return c
 }
 
-func (g *gen) command() Command {
+func (g *fsmGen) command() Command {
 	switch n := g.rng.IntN(100); {
 	case n < 40:
 		return g.counterOp()
@@ -151,7 +151,7 @@ func (g *gen) command() Command {
 	}
 }
 
-func (g *gen) proposal() Proposal {
+func (g *fsmGen) proposal() Proposal {
 	// Time mostly moves forward; sometimes a proposer's clock lags.
 	switch g.rng.IntN(10) {
 	case 0:
@@ -188,7 +188,7 @@ func (g *gen) proposal() Proposal {
 	return p
 }
 
-func (g *gen) entry() []Proposal {
+func (g *fsmGen) entry() []Proposal {
 	props := make([]Proposal, 1+g.rng.IntN(4))
 	for i := range props {
 		props[i] = g.proposal()
@@ -202,13 +202,13 @@ func (g *gen) entry() []Proposal {
 func TestFSMDeterminism(t *testing.T) {
 	opts := FSMOptions{SessionTTL: 30 * time.Second, SessionWindow: 64, MaxSessions: 4, MaxResults: 128}
 	for seed := uint64(1); seed <= 12; seed++ {
-		g := newGen(seed)
+		g := newFSMGen(seed)
 		const entries = 1500
 		log := make([][]Proposal, entries)
 		for i := range log {
 			log[i] = g.entry()
 		}
-		obsA, obsB, obsC := &recorder{}, &recorder{}, &recorder{}
+		obsA, obsB, obsC := &fsmRecorder{}, &fsmRecorder{}, &fsmRecorder{}
 		a, b := NewFSM(opts, obsA), NewFSM(opts, obsB)
 		var c *FSM
 		for i, props := range log {
@@ -225,20 +225,20 @@ func TestFSMDeterminism(t *testing.T) {
 				}
 			}
 			if i == entries/2 {
-				c = clone(t, b, opts, obsC)
+				c = cloneFSM(t, b, opts, obsC)
 				obsA.take()
 			}
 			if c != nil && i%100 == 0 {
-				if ha, hc := mustHash(t, a), mustHash(t, c); ha != hc {
+				if ha, hc := fsmMustHash(t, a), fsmMustHash(t, c); ha != hc {
 					t.Fatalf("seed %d entry %d: hashes differ", seed, i)
 				}
 			}
 		}
-		sa, sb, sc := snapshotBytes(t, a), snapshotBytes(t, b), snapshotBytes(t, c)
+		sa, sb, sc := fsmSnapshotBytes(t, a), fsmSnapshotBytes(t, b), fsmSnapshotBytes(t, c)
 		if !bytes.Equal(sa, sb) || !bytes.Equal(sa, sc) {
 			t.Fatalf("seed %d: snapshots differ (%d, %d, %d bytes)", seed, len(sa), len(sb), len(sc))
 		}
-		if mustHash(t, a) != mustHash(t, c) {
+		if fsmMustHash(t, a) != fsmMustHash(t, c) {
 			t.Fatalf("seed %d: hashes differ", seed)
 		}
 		if !slices.Equal(obsA.events, obsC.events) {
@@ -265,9 +265,9 @@ func TestFSMDeterminismCoverage(t *testing.T) {
 	opts := FSMOptions{SessionTTL: 30 * time.Second, SessionWindow: 64, MaxSessions: 4, MaxResults: 128}
 	seen := map[Code]int{}
 	var swapped, batches, tokens int
-	obs := &recorder{}
+	obs := &fsmRecorder{}
 	for seed := uint64(1); seed <= 4; seed++ {
-		g := newGen(seed)
+		g := newFSMGen(seed)
 		f := NewFSM(opts, obs)
 		for i := range 1500 {
 			props := g.entry()
@@ -301,14 +301,14 @@ func TestFSMDeterminismCoverage(t *testing.T) {
 // TestFSMSnapshotConcurrentWrite encodes a snapshot while applies continue:
 // the bytes are those of the state when Snapshot was called.
 func TestFSMSnapshotConcurrentWrite(t *testing.T) {
-	g := newGen(99)
+	g := newFSMGen(99)
 	f := NewFSM(FSMOptions{}, nil)
 	index := uint64(0)
 	for range 500 {
 		index++
 		f.Apply(index, g.entry())
 	}
-	want := mustHash(t, f)
+	want := fsmMustHash(t, f)
 	snap := f.Snapshot()
 	done := make(chan []byte)
 	go func() {
@@ -327,7 +327,7 @@ func TestFSMSnapshotConcurrentWrite(t *testing.T) {
 	if err := r.Restore(bytes.NewReader(b)); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	if got := mustHash(t, r); got != want {
+	if got := fsmMustHash(t, r); got != want {
 		t.Fatal("snapshot encoded during applies differs from the state it was taken of")
 	}
 	if snap.Index() != 500 {

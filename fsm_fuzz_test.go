@@ -17,10 +17,10 @@ import (
 // deterministically.
 func FuzzRestore(f *testing.F) {
 	rich := richFSM(f).f
-	f.Add(append([]byte{0}, snapshotBytes(f, rich)...))
+	f.Add(append([]byte{0}, fsmSnapshotBytes(f, rich)...))
 	f.Add(append([]byte{1}, snapshotBody(f, rich)...))
 	f.Add(append([]byte{1}, snapshotBody(f, NewFSM(FSMOptions{}, nil))...))
-	g := newGen(5)
+	g := newFSMGen(5)
 	gf := NewFSM(FSMOptions{}, nil)
 	for i := range 200 {
 		gf.Apply(uint64(i+1), g.entry())
@@ -37,28 +37,28 @@ func FuzzRestore(f *testing.F) {
 		}
 		target := NewFSM(FSMOptions{}, nil)
 		target.Apply(1, []Proposal{{Time: 5, Cmd: Command{Op: OpAdd, Name: "before", Delta: 1}}})
-		before := mustHash(t, target)
+		before := fsmMustHash(t, target)
 		if err := target.Restore(bytes.NewReader(in)); err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error %v does not wrap ErrCorrupt", err)
 			}
-			if mustHash(t, target) != before {
+			if fsmMustHash(t, target) != before {
 				t.Fatal("a refused snapshot changed the state")
 			}
 			return
 		}
 		// The accepted state round-trips and then behaves identically on
 		// two replicas.
-		obsA, obsB := &recorder{}, &recorder{}
+		obsA, obsB := &fsmRecorder{}, &fsmRecorder{}
 		a := NewFSM(FSMOptions{}, obsA)
 		if err := a.Restore(bytes.NewReader(in)); err != nil {
 			t.Fatalf("second restore of the same bytes: %v", err)
 		}
-		b := clone(t, a, FSMOptions{}, obsB)
-		if mustHash(t, a) != mustHash(t, b) || mustHash(t, a) != mustHash(t, target) {
+		b := cloneFSM(t, a, FSMOptions{}, obsB)
+		if fsmMustHash(t, a) != fsmMustHash(t, b) || fsmMustHash(t, a) != fsmMustHash(t, target) {
 			t.Fatal("restored states differ")
 		}
-		g := newGen(uint64(len(data)))
+		g := newFSMGen(uint64(len(data)))
 		g.now = a.Now()
 		g.leases = a.nextLease
 		index := a.Index()
@@ -71,14 +71,14 @@ func FuzzRestore(f *testing.F) {
 				t.Fatalf("results differ:\n%+v\n%+v", ra, rb)
 			}
 		}
-		if mustHash(t, a) != mustHash(t, b) || !reflect.DeepEqual(obsA.events, obsB.events) {
+		if fsmMustHash(t, a) != fsmMustHash(t, b) || !reflect.DeepEqual(obsA.events, obsB.events) {
 			t.Fatal("replicas diverged after the restore")
 		}
 		// Advance far enough that everything due expires.
 		end := []Proposal{{Time: a.Now() + int64(2*MaxTTL), Cmd: Command{Op: OpTick}}}
 		a.Apply(index+1, end)
 		b.Apply(index+1, end)
-		if mustHash(t, a) != mustHash(t, b) {
+		if fsmMustHash(t, a) != fsmMustHash(t, b) {
 			t.Fatal("replicas diverged at expiry")
 		}
 	})
@@ -89,7 +89,7 @@ func FuzzRestore(f *testing.F) {
 // must agree.
 func FuzzApply(f *testing.F) {
 	for seed := uint64(1); seed <= 4; seed++ {
-		g := newGen(seed)
+		g := newFSMGen(seed)
 		var props []Proposal
 		for range 10 {
 			props = append(props, g.entry()...)
@@ -106,14 +106,14 @@ func FuzzApply(f *testing.F) {
 			return
 		}
 		opts := FSMOptions{SessionTTL: time.Second, SessionWindow: 8, MaxSessions: 3, MaxResults: 10}
-		a, b := NewFSM(opts, &recorder{}), NewFSM(opts, &recorder{})
+		a, b := NewFSM(opts, &fsmRecorder{}), NewFSM(opts, &fsmRecorder{})
 		half := len(props) / 2
 		ra := a.Apply(1, props[:half])
 		rb := b.Apply(1, props[:half])
 		if !reflect.DeepEqual(ra, rb) {
 			t.Fatal("results differ")
 		}
-		c := clone(t, b, opts, &recorder{})
+		c := cloneFSM(t, b, opts, &fsmRecorder{})
 		ra = a.Apply(2, props[half:])
 		rc := c.Apply(2, props[half:])
 		if !reflect.DeepEqual(ra, rc) {
@@ -126,7 +126,7 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("ApplyEntry of a decodable entry: %v", err)
 		}
 		e.Apply(1, props)
-		if mustHash(t, a) != mustHash(t, c) || mustHash(t, d) != mustHash(t, e) {
+		if fsmMustHash(t, a) != fsmMustHash(t, c) || fsmMustHash(t, d) != fsmMustHash(t, e) {
 			t.Fatal("replicas diverged")
 		}
 		// Results encode and decode.

@@ -8,24 +8,24 @@ import (
 	"time"
 )
 
-// harness drives one FSM with consecutive log indexes and an explicit
+// fsmHarness drives one FSM with consecutive log indexes and an explicit
 // proposer clock, so tests read as transcripts.
-type harness struct {
+type fsmHarness struct {
 	t     testing.TB
 	f     *FSM
-	obs   *recorder
+	obs   *fsmRecorder
 	index uint64
 	now   int64
 }
 
-func newHarness(t testing.TB, opts FSMOptions) *harness {
+func newFSMHarness(t testing.TB, opts FSMOptions) *fsmHarness {
 	t.Helper()
-	obs := &recorder{}
-	return &harness{t: t, f: NewFSM(opts, obs), obs: obs, now: int64(time.Hour)}
+	obs := &fsmRecorder{}
+	return &fsmHarness{t: t, f: NewFSM(opts, obs), obs: obs, now: int64(time.Hour)}
 }
 
 // propose applies one proposal in its own entry.
-func (h *harness) propose(p Proposal) Result {
+func (h *fsmHarness) propose(p Proposal) Result {
 	h.t.Helper()
 	h.index++
 	rs := h.f.Apply(h.index, []Proposal{p})
@@ -35,15 +35,15 @@ func (h *harness) propose(p Proposal) Result {
 	return rs[0]
 }
 
-// do applies c without a session at the harness's current time.
-func (h *harness) do(c Command) Result {
+// do applies c without a session at the fsmHarness's current time.
+func (h *fsmHarness) do(c Command) Result {
 	h.t.Helper()
 	return h.propose(Proposal{Time: h.now, Cmd: c})
 }
 
 // probe applies c at log index 0, which leaves the applied index as it
 // is, so a command expected to change nothing can be checked by hash.
-func (h *harness) probe(c Command) Result {
+func (h *fsmHarness) probe(c Command) Result {
 	h.t.Helper()
 	rs := h.f.Apply(0, []Proposal{{Time: h.now, Cmd: c}})
 	if len(rs) != 1 {
@@ -53,7 +53,7 @@ func (h *harness) probe(c Command) Result {
 }
 
 // ok applies c and fails the test unless it succeeded.
-func (h *harness) ok(c Command) Result {
+func (h *fsmHarness) ok(c Command) Result {
 	h.t.Helper()
 	r := h.do(c)
 	if r.Code != CodeOK {
@@ -63,23 +63,23 @@ func (h *harness) ok(c Command) Result {
 }
 
 // advance moves the proposer clock by d and applies a tick at the new time.
-func (h *harness) advance(d time.Duration) {
+func (h *fsmHarness) advance(d time.Duration) {
 	h.t.Helper()
 	h.now += int64(d)
 	h.do(Command{Op: OpTick})
 }
 
-func (h *harness) value(name string) (int64, bool) {
+func (h *fsmHarness) value(name string) (int64, bool) {
 	r := h.f.Read(Command{Op: OpGet, Name: name})
 	return r.Value, r.Exists
 }
 
-func (h *harness) hash() string {
+func (h *fsmHarness) hash() string {
 	h.t.Helper()
-	return mustHash(h.t, h.f)
+	return fsmMustHash(h.t, h.f)
 }
 
-func mustHash(t testing.TB, f *FSM) string {
+func fsmMustHash(t testing.TB, f *FSM) string {
 	t.Helper()
 	s, err := f.Hash()
 	if err != nil {
@@ -88,7 +88,7 @@ func mustHash(t testing.TB, f *FSM) string {
 	return s
 }
 
-func snapshotBytes(t testing.TB, f *FSM) []byte {
+func fsmSnapshotBytes(t testing.TB, f *FSM) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := f.Snapshot().WriteTo(&buf); err != nil {
@@ -98,41 +98,41 @@ func snapshotBytes(t testing.TB, f *FSM) []byte {
 }
 
 // clone returns a new FSM restored from f's snapshot.
-func clone(t testing.TB, f *FSM, opts FSMOptions, obs Observer) *FSM {
+func cloneFSM(t testing.TB, f *FSM, opts FSMOptions, obs Observer) *FSM {
 	t.Helper()
 	g := NewFSM(opts, obs)
-	if err := g.Restore(bytes.NewReader(snapshotBytes(t, f))); err != nil {
+	if err := g.Restore(bytes.NewReader(fsmSnapshotBytes(t, f))); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
 	return g
 }
 
-// recorder is an Observer that keeps a transcript of what it was told.
-type recorder struct {
+// fsmRecorder is an Observer that keeps a transcript of what it was told.
+type fsmRecorder struct {
 	events []string
 }
 
-func (r *recorder) CounterChanged(name string, value int64, revision uint64, exists bool) {
+func (r *fsmRecorder) CounterChanged(name string, value int64, revision uint64, exists bool) {
 	r.events = append(r.events, fmt.Sprintf("counter %s=%d exists=%v", name, value, exists))
 }
 
-func (r *recorder) LockChanged(name, holder string, lease, token uint64) {
+func (r *fsmRecorder) LockChanged(name, holder string, lease, token uint64) {
 	r.events = append(r.events, fmt.Sprintf("lock %s holder=%q lease=%d token=%d", name, holder, lease, token))
 }
 
-func (r *recorder) LeaseEnded(id uint64) {
+func (r *fsmRecorder) LeaseEnded(id uint64) {
 	r.events = append(r.events, fmt.Sprintf("lease-ended %d", id))
 }
 
 // take returns the events recorded since the last call and forgets them.
-func (r *recorder) take() []string {
+func (r *fsmRecorder) take() []string {
 	e := r.events
 	r.events = nil
 	return e
 }
 
 // matching returns the recorded events with the given prefix.
-func (r *recorder) matching(prefix string) []string {
+func (r *fsmRecorder) matching(prefix string) []string {
 	var out []string
 	for _, e := range r.events {
 		if strings.HasPrefix(e, prefix) {

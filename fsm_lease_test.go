@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-func grant(h *harness, ttl time.Duration) uint64 {
+func fsmGrant(h *fsmHarness, ttl time.Duration) uint64 {
 	h.t.Helper()
 	return h.ok(Command{Op: OpLeaseGrant, TTL: ttl}).Lease
 }
 
-func acquireCmd(name string, lease uint64, holder string, wait bool) Command {
+func fsmAcquire(name string, lease uint64, holder string, wait bool) Command {
 	c := Command{Op: OpLockAcquire, Name: name, Lease: lease, Holder: holder}
 	if wait {
 		c.Flags = FlagWait
@@ -20,10 +20,10 @@ func acquireCmd(name string, lease uint64, holder string, wait bool) Command {
 }
 
 func TestFSMTimeMonotonic(t *testing.T) {
-	h := newHarness(t, FSMOptions{})
+	h := newFSMHarness(t, FSMOptions{})
 	h.advance(0)
 	start := h.f.Now()
-	l := grant(h, 10*time.Second)
+	l := fsmGrant(h, 10*time.Second)
 	prev := start
 	for _, ts := range []int64{start - 1, 0, -1 << 62, start + 5, start + 3} {
 		h.propose(Proposal{Time: ts, Cmd: Command{Op: OpTick}})
@@ -43,8 +43,8 @@ func TestFSMTimeMonotonic(t *testing.T) {
 
 func TestFSMLeaseExpiry(t *testing.T) {
 	const ttl = 10 * time.Second
-	h := newHarness(t, FSMOptions{})
-	l := grant(h, ttl)
+	h := newFSMHarness(t, FSMOptions{})
+	l := fsmGrant(h, ttl)
 	granted := h.now
 	if d, ok := h.f.NextDeadline(); !ok || d != granted+int64(ttl) {
 		t.Fatalf("NextDeadline = %d,%v, want %d", d, ok, granted+int64(ttl))
@@ -77,7 +77,7 @@ func TestFSMLeaseExpiry(t *testing.T) {
 
 	// Expiry happens within the proposal whose time reaches the deadline,
 	// before its command: a keepalive sent at the deadline is too late.
-	l2 := grant(h, ttl)
+	l2 := fsmGrant(h, ttl)
 	h.now += int64(ttl)
 	if r := h.do(Command{Op: OpLeaseKeepAlive, Lease: l2}); r.Code != CodeLeaseExpired {
 		t.Fatalf("keepalive at the deadline: code %v, want lease_expired", r.Code)
@@ -86,8 +86,8 @@ func TestFSMLeaseExpiry(t *testing.T) {
 
 func TestFSMLeaseKeepAliveAndRevoke(t *testing.T) {
 	const ttl = 10 * time.Second
-	h := newHarness(t, FSMOptions{})
-	l := grant(h, ttl)
+	h := newFSMHarness(t, FSMOptions{})
+	l := fsmGrant(h, ttl)
 	start := h.now
 	h.now += int64(6 * time.Second)
 	r := h.ok(Command{Op: OpLeaseKeepAlive, Lease: l})
@@ -106,9 +106,9 @@ func TestFSMLeaseKeepAliveAndRevoke(t *testing.T) {
 	}
 
 	// Revoke releases the lock the lease holds and hands it on.
-	a, b := grant(h, time.Hour), grant(h, time.Hour)
-	h.ok(acquireCmd("m", a, "A", false))
-	h.ok(acquireCmd("m", b, "B", true))
+	a, b := fsmGrant(h, time.Hour), fsmGrant(h, time.Hour)
+	h.ok(fsmAcquire("m", a, "A", false))
+	h.ok(fsmAcquire("m", b, "B", true))
 	h.obs.take()
 	if r := h.ok(Command{Op: OpLeaseRevoke, Lease: a}); r.Lease != a {
 		t.Fatalf("revoke result %+v", r)
@@ -129,22 +129,22 @@ func TestFSMLeaseKeepAliveAndRevoke(t *testing.T) {
 }
 
 func TestFSMFencingTokens(t *testing.T) {
-	h := newHarness(t, FSMOptions{})
+	h := newFSMHarness(t, FSMOptions{})
 	var last uint64
 	for round := range 6 {
 		if round == 3 {
 			// Continue on a replica restored from a snapshot.
-			h.f = clone(t, h.f, FSMOptions{}, h.obs)
+			h.f = cloneFSM(t, h.f, FSMOptions{}, h.obs)
 		}
-		l := grant(h, time.Minute)
+		l := fsmGrant(h, time.Minute)
 		name := []string{"x", "y"}[round%2]
-		r := h.ok(acquireCmd(name, l, "h", false))
+		r := h.ok(fsmAcquire(name, l, "h", false))
 		if r.Token <= last {
 			t.Fatalf("round %d: token %d not above %d", round, r.Token, last)
 		}
 		last = r.Token
 		// Acquiring again with the same holder and lease is a no-op.
-		if again := h.ok(acquireCmd(name, l, "h", false)); again.Token != r.Token {
+		if again := h.ok(fsmAcquire(name, l, "h", false)); again.Token != r.Token {
 			t.Fatalf("re-acquire token %d, want %d", again.Token, r.Token)
 		}
 		// A fenced write with the current token passes.
@@ -177,33 +177,33 @@ func TestFSMFencingTokens(t *testing.T) {
 		t.Fatalf("guarded = %d, want 6", v)
 	}
 	// A token of another lock does not fence this one.
-	l := grant(h, time.Minute)
-	tok := h.ok(acquireCmd("x", l, "h", false)).Token
+	l := fsmGrant(h, time.Minute)
+	tok := h.ok(fsmAcquire("x", l, "h", false)).Token
 	if r := h.do(Command{Op: OpAdd, Name: "guarded", Delta: 1, FenceLock: "y", FenceToken: tok}); r.Code != CodeStaleToken {
 		t.Fatalf("token of x fencing y: code %v", r.Code)
 	}
 }
 
 func TestFSMLockWaitersFIFO(t *testing.T) {
-	h := newHarness(t, FSMOptions{})
+	h := newFSMHarness(t, FSMOptions{})
 	leases := map[string]uint64{}
 	for _, who := range []string{"A", "B", "C", "D", "E"} {
-		leases[who] = grant(h, time.Hour)
+		leases[who] = fsmGrant(h, time.Hour)
 	}
-	h.ok(acquireCmd("m", leases["A"], "A", true))
+	h.ok(fsmAcquire("m", leases["A"], "A", true))
 	// Without FlagWait a held lock is refused and names its holder.
-	r := h.do(acquireCmd("m", leases["B"], "B", false))
+	r := h.do(fsmAcquire("m", leases["B"], "B", false))
 	if r.Code != CodeLockHeld || r.Holder != "A" {
 		t.Fatalf("acquire of a held lock: %+v", r)
 	}
 	for _, who := range []string{"B", "C", "D", "E"} {
-		r := h.ok(acquireCmd("m", leases[who], who, true))
+		r := h.ok(fsmAcquire("m", leases[who], who, true))
 		if r.Token != 0 || r.Holder != "A" || !r.Exists {
 			t.Fatalf("queued request of %s: %+v", who, r)
 		}
 	}
 	// A duplicate queued request does not queue twice.
-	h.ok(acquireCmd("m", leases["C"], "C", true))
+	h.ok(fsmAcquire("m", leases["C"], "C", true))
 	// D withdraws; E's lease expires by revoke.
 	h.ok(Command{Op: OpLockRelease, Name: "m", Lease: leases["D"]})
 	h.ok(Command{Op: OpLeaseRevoke, Lease: leases["E"]})
@@ -244,18 +244,18 @@ func TestFSMLockWaitersFIFO(t *testing.T) {
 
 func TestFSMLockDelay(t *testing.T) {
 	const delay = 5 * time.Second
-	h := newHarness(t, FSMOptions{})
-	a := grant(h, 10*time.Second)
-	b := grant(h, time.Hour)
-	c := acquireCmd("m", a, "A", false)
+	h := newFSMHarness(t, FSMOptions{})
+	a := fsmGrant(h, 10*time.Second)
+	b := fsmGrant(h, time.Hour)
+	c := fsmAcquire("m", a, "A", false)
 	c.Delay = delay
 	h.ok(c)
 	h.advance(10 * time.Second) // A's lease expires without a release
 	expired := h.now
-	if r := h.do(acquireCmd("m", b, "B", false)); r.Code != CodeLockHeld {
+	if r := h.do(fsmAcquire("m", b, "B", false)); r.Code != CodeLockHeld {
 		t.Fatalf("acquire during lock-delay: code %v, want lock_held", r.Code)
 	}
-	h.ok(acquireCmd("m", b, "B", true)) // queue
+	h.ok(fsmAcquire("m", b, "B", true)) // queue
 	if g := h.f.Read(Command{Op: OpLockGet, Name: "m"}); g.Exists {
 		t.Fatalf("lock reads as held during its delay: %+v", g)
 	}
@@ -277,16 +277,16 @@ func TestFSMLockDelay(t *testing.T) {
 	// An explicit release applies no delay.
 	tok := h.f.Read(Command{Op: OpLockGet, Name: "m"}).Token
 	h.ok(Command{Op: OpLockRelease, Name: "m", Token: tok})
-	c2 := acquireCmd("m", b, "B2", false)
+	c2 := fsmAcquire("m", b, "B2", false)
 	c2.Delay = delay
 	r := h.ok(c2)
 	h.ok(Command{Op: OpLockRelease, Name: "m", Token: r.Token})
-	h.ok(acquireCmd("m", b, "B3", false))
+	h.ok(fsmAcquire("m", b, "B3", false))
 }
 
 func TestFSMInstanceSlices(t *testing.T) {
-	h := newHarness(t, FSMOptions{})
-	l1, l2 := grant(h, 10*time.Second), grant(h, time.Hour)
+	h := newFSMHarness(t, FSMOptions{})
+	l1, l2 := fsmGrant(h, 10*time.Second), fsmGrant(h, time.Hour)
 	r := h.ok(Command{Op: OpAdd, Name: "c", Delta: 5, Instance: l1})
 	if r.Value != 5 || r.Mine != 5 {
 		t.Fatalf("instance add %+v", r)
@@ -324,7 +324,7 @@ func TestFSMInstanceSlices(t *testing.T) {
 
 	// A global set or delete clears every slice: the lease ending later
 	// takes nothing away.
-	l3, l4 := grant(h, time.Hour), grant(h, time.Hour)
+	l3, l4 := fsmGrant(h, time.Hour), fsmGrant(h, time.Hour)
 	h.ok(Command{Op: OpAdd, Name: "c", Delta: 4, Instance: l3})
 	h.ok(Command{Op: OpAdd, Name: "e", Delta: 4, Instance: l4})
 	h.ok(Command{Op: OpSet, Name: "c", Value: 100})
@@ -341,7 +341,7 @@ func TestFSMInstanceSlices(t *testing.T) {
 		t.Fatalf("mine = %d after a global set", g.Mine)
 	}
 	// A batch that fails after an instance add leaves the lease detached.
-	l5 := grant(h, time.Hour)
+	l5 := fsmGrant(h, time.Hour)
 	r = h.do(Command{Op: OpBatch, Ops: []Command{
 		{Op: OpAdd, Name: "f", Delta: 1, Instance: l5},
 		{Op: OpAdd, Name: "f", Delta: 1, Flags: FlagMax, Max: 1},
@@ -360,7 +360,7 @@ func TestFSMInstanceSlices(t *testing.T) {
 
 func TestFSMExpiringCounter(t *testing.T) {
 	const ttl = time.Minute
-	h := newHarness(t, FSMOptions{})
+	h := newFSMHarness(t, FSMOptions{})
 	start := h.now
 	h.ok(Command{Op: OpAdd, Name: "rate", Delta: 1, TTL: ttl})
 	h.now += int64(ttl / 2)

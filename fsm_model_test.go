@@ -12,14 +12,14 @@ import (
 // model is an independent reference for counter operations: a plain map,
 // with arithmetic range checks done in math/big rather than by the
 // overflow tests the FSM uses.
-type model map[string]int64
+type counterModel map[string]int64
 
 var (
-	bigMax = big.NewInt(math.MaxInt64)
-	bigMin = big.NewInt(math.MinInt64)
+	modelBigMax = big.NewInt(math.MaxInt64)
+	modelBigMin = big.NewInt(math.MinInt64)
 )
 
-type modelResult struct {
+type counterModelResult struct {
 	code     Code
 	value    int64
 	previous int64
@@ -29,46 +29,46 @@ type modelResult struct {
 
 // apply runs one counter operation against m (a batch's scratch copy or
 // the model itself) and reports the outcome the FSM must give.
-func (m model) apply(c Command) modelResult {
+func (m counterModel) apply(c Command) counterModelResult {
 	cur, ok := m[c.Name]
 	switch c.Op {
 	case OpGet:
-		return modelResult{value: cur, exists: ok}
+		return counterModelResult{value: cur, exists: ok}
 	case OpAdd:
 		sum := new(big.Int).Add(big.NewInt(cur), big.NewInt(c.Delta))
-		if sum.Cmp(bigMax) > 0 {
-			return modelResult{code: CodeOverflow}
+		if sum.Cmp(modelBigMax) > 0 {
+			return counterModelResult{code: CodeOverflow}
 		}
-		if sum.Cmp(bigMin) < 0 {
-			return modelResult{code: CodeUnderflow}
+		if sum.Cmp(modelBigMin) < 0 {
+			return counterModelResult{code: CodeUnderflow}
 		}
 		v := sum.Int64()
 		if c.Flags&FlagMin != 0 && v < c.Min || c.Flags&FlagMax != 0 && v > c.Max {
-			return modelResult{code: CodeOutOfRange}
+			return counterModelResult{code: CodeOutOfRange}
 		}
 		m[c.Name] = v
-		return modelResult{value: v, exists: true}
+		return counterModelResult{value: v, exists: true}
 	case OpSet:
 		m[c.Name] = c.Value
-		return modelResult{value: c.Value, previous: cur, exists: true}
+		return counterModelResult{value: c.Value, previous: cur, exists: true}
 	case OpCompareAndSet:
 		if cur != c.Old {
-			return modelResult{value: cur, exists: ok}
+			return counterModelResult{value: cur, exists: ok}
 		}
 		m[c.Name] = c.Value
-		return modelResult{value: c.Value, previous: cur, exists: true, swapped: true}
+		return counterModelResult{value: c.Value, previous: cur, exists: true, swapped: true}
 	case OpDelete:
 		delete(m, c.Name)
-		return modelResult{previous: cur}
+		return counterModelResult{previous: cur}
 	}
 	panic("model: unexpected op " + c.Op.String())
 }
 
 // batch applies ops all or nothing; on failure it returns the code and the
 // failing index and leaves m untouched.
-func (m model) batch(ops []Command) ([]modelResult, Code, int) {
+func (m counterModel) batch(ops []Command) ([]counterModelResult, Code, int) {
 	scratch := maps.Clone(m)
-	out := make([]modelResult, len(ops))
+	out := make([]counterModelResult, len(ops))
 	for i, op := range ops {
 		r := scratch.apply(op)
 		if r.code == CodeOK && op.Op == OpCompareAndSet && !r.swapped {
@@ -84,7 +84,7 @@ func (m model) batch(ops []Command) ([]modelResult, Code, int) {
 	return out, CodeOK, -1
 }
 
-func checkModelResult(t *testing.T, where string, op Command, got Result, want modelResult) {
+func checkModelResult(t *testing.T, where string, op Command, got Result, want counterModelResult) {
 	t.Helper()
 	if got.Code != want.code {
 		t.Fatalf("%s: %s %q: code %v, want %v", where, op.Op, op.Name, got.Code, want.code)
@@ -137,8 +137,8 @@ func TestFSMModel(t *testing.T) {
 			return c
 		}
 
-		h := newHarness(t, FSMOptions{})
-		m := model{}
+		h := newFSMHarness(t, FSMOptions{})
+		m := counterModel{}
 		for step := range 2000 {
 			where := fmt.Sprintf("seed %d step %d", seed, step)
 			if rng.IntN(4) == 0 {

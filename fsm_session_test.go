@@ -6,18 +6,18 @@ import (
 	"time"
 )
 
-func add(name string, d int64) Command { return Command{Op: OpAdd, Name: name, Delta: d} }
+func fsmAdd(name string, d int64) Command { return Command{Op: OpAdd, Name: name, Delta: d} }
 
 func TestFSMSessionExactlyOnce(t *testing.T) {
-	h := newHarness(t, FSMOptions{SessionWindow: 8})
+	h := newFSMHarness(t, FSMOptions{SessionWindow: 8})
 	prop := func(client, seq, ack uint64, c Command) Result {
 		t.Helper()
 		return h.propose(Proposal{Client: client, Seq: seq, Ack: ack, Time: h.now, Cmd: c})
 	}
 
 	// Same seq twice: first result, applied once.
-	r1 := prop(1, 1, 1, add("c", 5))
-	r2 := prop(1, 1, 1, add("c", 5))
+	r1 := prop(1, 1, 1, fsmAdd("c", 5))
+	r2 := prop(1, 1, 1, fsmAdd("c", 5))
 	if r1.Code != CodeOK || r1.Value != 5 || r2.Value != 5 || r2.Revision != r1.Revision {
 		t.Fatalf("retry returned %+v, first %+v", r2, r1)
 	}
@@ -26,21 +26,21 @@ func TestFSMSessionExactlyOnce(t *testing.T) {
 	}
 	// A retry returns the first result even if the command now differs or
 	// would fail.
-	if r := prop(1, 1, 1, add("c", 1000)); r.Value != 5 {
+	if r := prop(1, 1, 1, fsmAdd("c", 1000)); r.Value != 5 {
 		t.Fatalf("retry with another command returned %+v, want the first result", r)
 	}
 
 	// Out of order: 4, 2, 3, then retries of each.
 	want := map[uint64]int64{}
 	for _, seq := range []uint64{4, 2, 3} {
-		r := prop(1, seq, 1, add("c", int64(seq)))
+		r := prop(1, seq, 1, fsmAdd("c", int64(seq)))
 		want[seq] = r.Value
 	}
 	if v, _ := h.value("c"); v != 5+4+2+3 {
 		t.Fatalf("value %d, want 14", v)
 	}
 	for _, seq := range []uint64{3, 2, 4} {
-		if r := prop(1, seq, 1, add("c", int64(seq))); r.Value != want[seq] {
+		if r := prop(1, seq, 1, fsmAdd("c", int64(seq))); r.Value != want[seq] {
 			t.Fatalf("retry of %d returned %d, want %d", seq, r.Value, want[seq])
 		}
 	}
@@ -53,19 +53,19 @@ func TestFSMSessionExactlyOnce(t *testing.T) {
 
 	// Acknowledging drops results; a seq below Ack is stale and not applied.
 	before := h.f.Stats().Results
-	if r := prop(1, 5, 3, add("c", 1)); r.Code != CodeOK {
+	if r := prop(1, 5, 3, fsmAdd("c", 1)); r.Code != CodeOK {
 		t.Fatalf("seq 5: %v", r.Code)
 	}
 	if s := h.f.Stats(); s.Results != before-2+1 {
 		t.Fatalf("results %d after ack 3, want %d", s.Results, before-1)
 	}
 	for _, seq := range []uint64{1, 2} {
-		if r := prop(1, seq, 3, add("c", 1)); r.Code != CodeStaleSequence {
+		if r := prop(1, seq, 3, fsmAdd("c", 1)); r.Code != CodeStaleSequence {
 			t.Fatalf("seq %d below ack: code %v, want stale_sequence", seq, r.Code)
 		}
 	}
 	// A seq at or above ack whose result is kept still deduplicates.
-	if r := prop(1, 3, 3, add("c", 1)); r.Value != want[3] {
+	if r := prop(1, 3, 3, fsmAdd("c", 1)); r.Value != want[3] {
 		t.Fatalf("retry of 3 after ack 3: %+v", r)
 	}
 	if v, _ := h.value("c"); v != 15 {
@@ -73,10 +73,10 @@ func TestFSMSessionExactlyOnce(t *testing.T) {
 	}
 
 	// The window: Seq >= Ack+Window is refused and not recorded.
-	if r := prop(1, 3+8, 3, add("c", 1)); r.Code != CodeTooManyInFlight {
+	if r := prop(1, 3+8, 3, fsmAdd("c", 1)); r.Code != CodeTooManyInFlight {
 		t.Fatalf("seq at ack+window: code %v, want too_many_in_flight", r.Code)
 	}
-	if r := prop(1, 3+7, 3, add("c", 1)); r.Code != CodeOK {
+	if r := prop(1, 3+7, 3, fsmAdd("c", 1)); r.Code != CodeOK {
 		t.Fatalf("seq at ack+window-1: code %v, want ok", r.Code)
 	}
 	if v, _ := h.value("c"); v != 16 {
@@ -84,19 +84,19 @@ func TestFSMSessionExactlyOnce(t *testing.T) {
 	}
 
 	// Unknown client: Ack > 1 means the session was forgotten.
-	if r := prop(2, 7, 5, add("c", 1)); r.Code != CodeSessionExpired {
+	if r := prop(2, 7, 5, fsmAdd("c", 1)); r.Code != CodeSessionExpired {
 		t.Fatalf("unknown client with ack 5: code %v, want session_expired", r.Code)
 	}
 	for _, ack := range []uint64{0, 1} {
-		if r := prop(uint64(3+ack), 1, ack, add("c", 1)); r.Code != CodeOK {
+		if r := prop(uint64(3+ack), 1, ack, fsmAdd("c", 1)); r.Code != CodeOK {
 			t.Fatalf("new client with ack %d: code %v", ack, r.Code)
 		}
 	}
 	// Client 0 and seq 0 bypass deduplication.
-	prop(0, 1, 0, add("d", 1))
-	prop(0, 1, 0, add("d", 1))
-	prop(9, 0, 0, add("d", 1))
-	prop(9, 0, 0, add("d", 1))
+	prop(0, 1, 0, fsmAdd("d", 1))
+	prop(0, 1, 0, fsmAdd("d", 1))
+	prop(9, 0, 0, fsmAdd("d", 1))
+	prop(9, 0, 0, fsmAdd("d", 1))
 	if v, _ := h.value("d"); v != 4 {
 		t.Fatalf("value %d, want 4: proposals without a session apply every time", v)
 	}
@@ -107,10 +107,10 @@ func TestFSMSessionExactlyOnce(t *testing.T) {
 
 func TestFSMSessionIdleExpiry(t *testing.T) {
 	ttl := 10 * time.Minute
-	h := newHarness(t, FSMOptions{SessionTTL: ttl})
+	h := newFSMHarness(t, FSMOptions{SessionTTL: ttl})
 	prop := func(client, seq, ack uint64) Result {
 		t.Helper()
-		return h.propose(Proposal{Client: client, Seq: seq, Ack: ack, Time: h.now, Cmd: add("c", 1)})
+		return h.propose(Proposal{Client: client, Seq: seq, Ack: ack, Time: h.now, Cmd: fsmAdd("c", 1)})
 	}
 	prop(1, 1, 1)
 	prop(2, 1, 1)
@@ -144,10 +144,10 @@ func TestFSMSessionIdleExpiry(t *testing.T) {
 }
 
 func TestFSMSessionEviction(t *testing.T) {
-	h := newHarness(t, FSMOptions{MaxSessions: 3, MaxResults: 100})
+	h := newFSMHarness(t, FSMOptions{MaxSessions: 3, MaxResults: 100})
 	prop := func(client, seq uint64) Result {
 		t.Helper()
-		return h.propose(Proposal{Client: client, Seq: seq, Ack: 1, Time: h.now, Cmd: add("c", 1)})
+		return h.propose(Proposal{Client: client, Seq: seq, Ack: 1, Time: h.now, Cmd: fsmAdd("c", 1)})
 	}
 	for c := uint64(1); c <= 3; c++ {
 		prop(c, 1)
@@ -164,16 +164,16 @@ func TestFSMSessionEviction(t *testing.T) {
 	}
 	// Client 2's retry now applies again, since ack=1 looks like a new session;
 	// with ack 2 it is refused.
-	if r := h.propose(Proposal{Client: 2, Seq: 2, Ack: 2, Time: h.now, Cmd: add("c", 1)}); r.Code != CodeSessionExpired {
+	if r := h.propose(Proposal{Client: 2, Seq: 2, Ack: 2, Time: h.now, Cmd: fsmAdd("c", 1)}); r.Code != CodeSessionExpired {
 		t.Fatalf("evicted client: code %v, want session_expired", r.Code)
 	}
 
-	h2 := newHarness(t, FSMOptions{MaxSessions: 100, MaxResults: 5, SessionWindow: 4})
+	h2 := newFSMHarness(t, FSMOptions{MaxSessions: 100, MaxResults: 5, SessionWindow: 4})
 	for seq := uint64(1); seq <= 3; seq++ {
-		h2.propose(Proposal{Client: 1, Seq: seq, Ack: 1, Time: h2.now, Cmd: add("c", 1)})
+		h2.propose(Proposal{Client: 1, Seq: seq, Ack: 1, Time: h2.now, Cmd: fsmAdd("c", 1)})
 	}
 	for seq := uint64(1); seq <= 3; seq++ {
-		h2.propose(Proposal{Client: 2, Seq: seq, Ack: 1, Time: h2.now, Cmd: add("c", 1)})
+		h2.propose(Proposal{Client: 2, Seq: seq, Ack: 1, Time: h2.now, Cmd: fsmAdd("c", 1)})
 	}
 	// 6 results > 5: client 1 (least recently active) is evicted.
 	if s := h2.f.Stats(); s.Sessions != 1 || s.Results != 3 {
@@ -191,7 +191,7 @@ func TestFSMSessionBounds(t *testing.T) {
 	}
 	for i, o := range opts {
 		rng := rand.New(rand.NewPCG(uint64(i), 42))
-		h := newHarness(t, o)
+		h := newFSMHarness(t, o)
 		acks := map[uint64]uint64{}
 		for n := range 3000 {
 			client := 1 + rng.Uint64N(12)
@@ -202,7 +202,7 @@ func TestFSMSessionBounds(t *testing.T) {
 			}
 			seq := ack + rng.Uint64N(o.SessionWindow*2)
 			h.now += int64(rng.Uint64N(uint64(o.SessionTTL / 10)))
-			h.propose(Proposal{Client: client, Seq: seq, Ack: ack, Time: h.now, Cmd: add("c", 1)})
+			h.propose(Proposal{Client: client, Seq: seq, Ack: ack, Time: h.now, Cmd: fsmAdd("c", 1)})
 			s := h.f.Stats()
 			if s.Sessions > o.MaxSessions || s.Results > o.MaxResults {
 				t.Fatalf("options %d, proposal %d: stats %v exceed caps %+v", i, n, s, o)

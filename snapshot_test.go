@@ -17,18 +17,18 @@ import (
 // richFSM returns an FSM holding every kind of state: plain, expiring and
 // instance counters, sessions with recorded (batch) results, leases, a held
 // lock with waiters, and a lock in its lock-delay.
-func richFSM(t testing.TB) *harness {
+func richFSM(t testing.TB) *fsmHarness {
 	t.Helper()
-	h := newHarness(t, FSMOptions{})
-	l1, l2, l3 := grant(h, time.Minute), grant(h, time.Hour), grant(h, 5*time.Second)
+	h := newFSMHarness(t, FSMOptions{})
+	l1, l2, l3 := fsmGrant(h, time.Minute), fsmGrant(h, time.Hour), fsmGrant(h, 5*time.Second)
 	h.ok(Command{Op: OpAdd, Name: "plain", Delta: 42})
 	h.ok(Command{Op: OpAdd, Name: "expiring", Delta: 1, TTL: time.Minute})
 	h.ok(Command{Op: OpAdd, Name: "shared", Delta: 3, Instance: l1})
 	h.ok(Command{Op: OpAdd, Name: "shared", Delta: -5, Instance: l2})
-	h.ok(acquireCmd("held", l1, "one", false))
-	h.ok(acquireCmd("held", l2, "two", true))
-	h.ok(acquireCmd("held", l2, "three", true))
-	dc := acquireCmd("delayed", l3, "x", false)
+	h.ok(fsmAcquire("held", l1, "one", false))
+	h.ok(fsmAcquire("held", l2, "two", true))
+	h.ok(fsmAcquire("held", l2, "three", true))
+	dc := fsmAcquire("delayed", l3, "x", false)
 	dc.Delay = time.Minute
 	h.ok(dc)
 	h.propose(Proposal{Client: 7, Seq: 1, Ack: 1, Time: h.now, Cmd: Command{Op: OpBatch, Ops: []Command{
@@ -52,15 +52,15 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		{"rich", richFSM(t).f},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := snapshotBytes(t, tc.f)
+			b := fsmSnapshotBytes(t, tc.f)
 			if !bytes.HasPrefix(b, []byte(snapshotMagic)) {
 				t.Fatalf("snapshot starts %q", b[:8])
 			}
-			g := clone(t, tc.f, FSMOptions{}, nil)
-			if b2 := snapshotBytes(t, g); !bytes.Equal(b, b2) {
+			g := cloneFSM(t, tc.f, FSMOptions{}, nil)
+			if b2 := fsmSnapshotBytes(t, g); !bytes.Equal(b, b2) {
 				t.Fatal("restored state encodes differently")
 			}
-			if mustHash(t, tc.f) != mustHash(t, g) || g.Index() != tc.f.Index() || g.Now() != tc.f.Now() {
+			if fsmMustHash(t, tc.f) != fsmMustHash(t, g) || g.Index() != tc.f.Index() || g.Now() != tc.f.Now() {
 				t.Fatal("restored state differs")
 			}
 			d1, ok1 := tc.f.NextDeadline()
@@ -81,7 +81,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 // rebuilt correctly.
 func TestSnapshotRestoredBehaviour(t *testing.T) {
 	h := richFSM(t)
-	r := &harness{t: t, f: clone(t, h.f, FSMOptions{}, nil), obs: &recorder{}, index: h.index, now: h.now}
+	r := &fsmHarness{t: t, f: cloneFSM(t, h.f, FSMOptions{}, nil), obs: &fsmRecorder{}, index: h.index, now: h.now}
 	h.obs.take()
 	steps := []Command{
 		{Op: OpLockRelease, Name: "held", Lease: 2},
@@ -99,7 +99,7 @@ func TestSnapshotRestoredBehaviour(t *testing.T) {
 	for _, d := range []time.Duration{time.Minute, time.Hour} {
 		h.advance(d)
 		r.advance(d)
-		if mustHash(t, h.f) != mustHash(t, r.f) {
+		if fsmMustHash(t, h.f) != fsmMustHash(t, r.f) {
 			t.Fatalf("after %v: states differ", d)
 		}
 	}
@@ -130,18 +130,18 @@ func TestSnapshotEqualStatesEqualBytes(t *testing.T) {
 	}
 	a := build([]int{0, 1, 2, 3, 4, 5, 6, 7})
 	b := build([]int{7, 5, 3, 1, 0, 2, 4, 6})
-	if !bytes.Equal(snapshotBytes(t, a), snapshotBytes(t, b)) {
+	if !bytes.Equal(fsmSnapshotBytes(t, a), fsmSnapshotBytes(t, b)) {
 		t.Fatal("equal states encode differently")
 	}
 	// A different state encodes differently.
 	a.Apply(3, []Proposal{{Time: 10, Cmd: Command{Op: OpAdd, Name: "k1", Delta: 1}}})
 	b.Apply(3, []Proposal{{Time: 10, Cmd: Command{Op: OpAdd, Name: "k1", Delta: 2}}})
-	if bytes.Equal(snapshotBytes(t, a), snapshotBytes(t, b)) {
+	if bytes.Equal(fsmSnapshotBytes(t, a), fsmSnapshotBytes(t, b)) {
 		t.Fatal("different states encode the same")
 	}
 }
 
-func restoreMustFail(t *testing.T, target *harness, data []byte, what string) {
+func restoreMustFail(t *testing.T, target *fsmHarness, data []byte, what string) {
 	t.Helper()
 	before := target.hash()
 	err := target.f.Restore(bytes.NewReader(data))
@@ -157,8 +157,8 @@ func restoreMustFail(t *testing.T, target *harness, data []byte, what string) {
 }
 
 func TestSnapshotCorrupt(t *testing.T) {
-	good := snapshotBytes(t, richFSM(t).f)
-	target := newHarness(t, FSMOptions{})
+	good := fsmSnapshotBytes(t, richFSM(t).f)
+	target := newFSMHarness(t, FSMOptions{})
 	target.ok(Command{Op: OpAdd, Name: "mine", Delta: 1})
 
 	t.Run("bit flips", func(t *testing.T) {
@@ -166,13 +166,13 @@ func TestSnapshotCorrupt(t *testing.T) {
 			for _, bit := range []uint{uint(off) % 8, (uint(off) + 3) % 8} {
 				b := slices.Clone(good)
 				b[off] ^= 1 << bit
-				restoreMustFail(t, target, b, "flip at "+itoaT(off))
+				restoreMustFail(t, target, b, "flip at "+fsmItoa(off))
 			}
 		}
 	})
 	t.Run("truncated", func(t *testing.T) {
 		for n := range len(good) {
-			restoreMustFail(t, target, good[:n], "prefix of "+itoaT(n))
+			restoreMustFail(t, target, good[:n], "prefix of "+fsmItoa(n))
 		}
 	})
 	t.Run("magic and version", func(t *testing.T) {
@@ -198,23 +198,23 @@ func TestSnapshotCorrupt(t *testing.T) {
 		}
 	})
 	t.Run("malformed but checksummed bodies", func(t *testing.T) {
-		target := newHarness(t, FSMOptions{})
+		target := newFSMHarness(t, FSMOptions{})
 		target.ok(Command{Op: OpAdd, Name: "mine", Delta: 1})
 		for _, tc := range []struct {
 			name string
 			enc  func(e *encoder)
 		}{
 			{"counters out of order", func(e *encoder) {
-				meta(e, 0)
+				snapMeta(e, 0)
 				e.arrayLen(2)
-				counterRec(e, "b")
-				counterRec(e, "a")
+				snapCounterRec(e, "b")
+				snapCounterRec(e, "a")
 				e.arrayLen(0)
 				e.arrayLen(0)
 				e.arrayLen(0)
 			}},
 			{"lease beyond next lease", func(e *encoder) {
-				meta(e, 0)
+				snapMeta(e, 0)
 				e.arrayLen(0)
 				e.arrayLen(0)
 				e.arrayLen(1)
@@ -225,7 +225,7 @@ func TestSnapshotCorrupt(t *testing.T) {
 				e.arrayLen(0)
 			}},
 			{"lock under unknown lease", func(e *encoder) {
-				meta(e, 5)
+				snapMeta(e, 5)
 				e.arrayLen(0)
 				e.arrayLen(0)
 				e.arrayLen(0)
@@ -240,7 +240,7 @@ func TestSnapshotCorrupt(t *testing.T) {
 				e.arrayLen(0)
 			}},
 			{"slice of unknown lease", func(e *encoder) {
-				meta(e, 0)
+				snapMeta(e, 0)
 				e.arrayLen(1)
 				e.arrayLen(7)
 				e.str("a")
@@ -257,7 +257,7 @@ func TestSnapshotCorrupt(t *testing.T) {
 				e.arrayLen(0)
 			}},
 			{"session zero", func(e *encoder) {
-				meta(e, 0)
+				snapMeta(e, 0)
 				e.arrayLen(0)
 				e.arrayLen(1)
 				e.arrayLen(4)
@@ -269,7 +269,7 @@ func TestSnapshotCorrupt(t *testing.T) {
 				e.arrayLen(0)
 			}},
 			{"missing sections", func(e *encoder) {
-				meta(e, 0)
+				snapMeta(e, 0)
 				e.arrayLen(0)
 			}},
 		} {
@@ -284,7 +284,7 @@ func TestSnapshotCorrupt(t *testing.T) {
 	})
 }
 
-func meta(e *encoder, nextLease uint64) {
+func snapMeta(e *encoder, nextLease uint64) {
 	e.arrayLen(5)
 	e.uint(1)
 	e.int(1)
@@ -293,7 +293,7 @@ func meta(e *encoder, nextLease uint64) {
 	e.uint(0)
 }
 
-func counterRec(e *encoder, name string) {
+func snapCounterRec(e *encoder, name string) {
 	e.arrayLen(7)
 	e.str(name)
 	e.int(1)
@@ -304,7 +304,7 @@ func counterRec(e *encoder, name string) {
 	e.arrayLen(0)
 }
 
-func itoaT(n int) string { return strconv.Itoa(n) }
+func fsmItoa(n int) string { return strconv.Itoa(n) }
 
 // snapshotBody returns the msgpack body of f's snapshot, without framing.
 func snapshotBody(t testing.TB, f *FSM) []byte {
@@ -333,25 +333,25 @@ func frameSnapshot(body []byte) []byte {
 func TestSnapshotFraming(t *testing.T) {
 	// frameSnapshot and chunkWriter agree: the framing is as documented.
 	f := richFSM(t).f
-	if got, want := snapshotBytes(t, f), frameSnapshot(snapshotBody(t, f)); len(got) != len(want) {
+	if got, want := fsmSnapshotBytes(t, f), frameSnapshot(snapshotBody(t, f)); len(got) != len(want) {
 		t.Fatalf("framed lengths %d vs %d", len(got), len(want))
 	}
 	if err := NewFSM(FSMOptions{}, nil).Restore(bytes.NewReader(frameSnapshot(snapshotBody(t, f)))); err != nil {
 		t.Fatalf("independently framed snapshot: %v", err)
 	}
 	// A state larger than one chunk round-trips.
-	h := newHarness(t, FSMOptions{})
+	h := newFSMHarness(t, FSMOptions{})
 	var props []Proposal
 	for i := range 20000 {
-		props = append(props, Proposal{Time: h.now, Cmd: Command{Op: OpAdd, Name: "counter-" + itoaT(i) + "-x", Delta: int64(i)}})
+		props = append(props, Proposal{Time: h.now, Cmd: Command{Op: OpAdd, Name: "counter-" + fsmItoa(i) + "-x", Delta: int64(i)}})
 	}
 	h.f.Apply(1, props)
-	b := snapshotBytes(t, h.f)
+	b := fsmSnapshotBytes(t, h.f)
 	if len(b) < 3*chunkSize {
 		t.Fatalf("snapshot of %d bytes, want several chunks", len(b))
 	}
-	g := clone(t, h.f, FSMOptions{}, nil)
-	if mustHash(t, g) != mustHash(t, h.f) {
+	g := cloneFSM(t, h.f, FSMOptions{}, nil)
+	if fsmMustHash(t, g) != fsmMustHash(t, h.f) {
 		t.Fatal("multi-chunk snapshot did not round-trip")
 	}
 }
