@@ -27,7 +27,8 @@ var (
 // both refuses the other's connections and cannot dial it.
 //
 //   - Blocking (Partition, Isolate): dialing a blocked peer fails with
-//     ErrPartitioned, its inbound connections are refused, and existing
+//     ErrPartitioned (without connecting when an earlier dial told which
+//     node the address belongs to; otherwise right after the handshake), its inbound connections are refused, and existing
 //     connections to or from it are closed at once.
 //   - Delay (Delay, DelayPeer): everything this node writes to the peer is
 //     delivered d later, without limiting throughput (writes are queued and
@@ -57,6 +58,7 @@ type Faults struct {
 	loss       float64
 	peerLoss   map[string]float64
 	conns      map[*faultConn]struct{}
+	addrs      map[string]string // dialed address -> node id, learned from handshakes
 }
 
 func newFaults(enabled bool, seed uint64) *Faults {
@@ -67,6 +69,7 @@ func newFaults(enabled bool, seed uint64) *Faults {
 		peerDelay:  make(map[string]time.Duration),
 		peerLoss:   make(map[string]float64),
 		conns:      make(map[*faultConn]struct{}),
+		addrs:      make(map[string]string),
 	}
 }
 
@@ -201,6 +204,31 @@ func (f *Faults) blockedLocked(peer string) bool {
 	}
 	_, ok := f.blockedIDs[peer]
 	return ok
+}
+
+// blockedAddr reports whether addr belongs to a blocked peer, as far as
+// earlier dials to addr tell.
+func (f *Faults) blockedAddr(addr string) bool {
+	if !f.enabled {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.isolated {
+		return true
+	}
+	id, ok := f.addrs[addr]
+	return ok && f.blockedLocked(id)
+}
+
+// learnAddr records that addr answered as node id.
+func (f *Faults) learnAddr(addr, id string) {
+	if !f.enabled {
+		return
+	}
+	f.mu.Lock()
+	f.addrs[addr] = id
+	f.mu.Unlock()
 }
 
 // admit wraps a connection that completed its handshake, or refuses it if

@@ -209,6 +209,9 @@ func (m *Mux) Dial(ctx context.Context, addr string, kind byte) (*Conn, error) {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, net.ErrClosed)
 	default:
 	}
+	if m.faults.blockedAddr(addr) {
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, ErrPartitioned)
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -221,6 +224,7 @@ func (m *Mux) Dial(ctx context.Context, addr string, kind byte) (*Conn, error) {
 		_ = raw.Close()
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
+	m.faults.learnAddr(addr, peer)
 	c, err := m.track(conn, peer, kind)
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)

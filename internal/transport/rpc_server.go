@@ -64,7 +64,10 @@ func (s *RPCServer) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = s.ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		cancel() // closes the connections still being served
+		wg.Wait()
+	}()
 	for {
 		c, err := s.ln.AcceptConn()
 		if err != nil {

@@ -312,3 +312,30 @@ func TestRPCServeStopsOnContext(t *testing.T) {
 		t.Fatal("call served after Serve returned")
 	}
 }
+
+func TestRPCServeReturnsWhenListenerCloses(t *testing.T) {
+	srv := newTestMux(t, "srv", Config{})
+	ln := srv.Listener(KindRPC)
+	served := make(chan error, 1)
+	go func() { served <- NewRPCServer(ln, echoHandler).Serve(context.Background()) }()
+	cli := NewRPCClient(newTestMux(t, "cli", Config{}), 1)
+	defer cli.Close()
+	// An open client connection must not keep Serve running.
+	if _, err := cli.Call(ctxT(t), srv.Addr(), 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Serve = %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its listener closed")
+	}
+	if _, err := cli.Call(ctxT(t), srv.Addr(), 1, nil); err == nil {
+		t.Fatal("call served after Serve returned")
+	}
+}
