@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -341,6 +342,7 @@ func (cc *rpcConn) writeLoop() {
 		batch, starts = batch[:0], starts[:0]
 		cw.n = 0
 		off := 0
+		yielded := false
 		var err error
 		for cl != nil && err == nil {
 			if !cl.abandoned.Load() {
@@ -356,6 +358,16 @@ func (cc *rpcConn) writeLoop() {
 				select {
 				case cl = <-cc.queue:
 				default:
+					if !yielded {
+						// Let callers that are about to enqueue do so, so
+						// that one flush carries their requests too.
+						yielded = true
+						runtime.Gosched()
+						select {
+						case cl = <-cc.queue:
+						default:
+						}
+					}
 				}
 			}
 		}

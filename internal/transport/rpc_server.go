@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 )
 
@@ -173,6 +174,7 @@ func writeLoop(ctx context.Context, c net.Conn, out <-chan []byte) error {
 			if _, err := w.Write(b); err != nil {
 				return err
 			}
+			yielded := false
 		drain:
 			for {
 				select {
@@ -181,7 +183,13 @@ func writeLoop(ctx context.Context, c net.Conn, out <-chan []byte) error {
 						return err
 					}
 				default:
-					break drain
+					if yielded {
+						break drain
+					}
+					// Let handlers about to respond do so, so that one
+					// flush carries their responses too.
+					yielded = true
+					runtime.Gosched()
 				}
 			}
 			if err := w.Flush(); err != nil {
