@@ -82,10 +82,12 @@ type Ready struct {
 	// Decisions, each slot exactly once, in the order they were reached
 	// (not necessarily slot order).
 	Decisions []Decision
-	// Joins lists slots on which peers are active but this replica has
-	// not proposed; each slot is reported once. The caller must call
-	// Propose for it (with its next batch, or nil for null), or the slot
-	// may not terminate when F replicas are down.
+	// Joins lists slots this replica has not proposed in although peers
+	// are active on them or on a later slot (slots are dense: activity on
+	// slot s means every slot below it must be settled too); each slot is
+	// reported once, in increasing order. The caller must Propose in each
+	// (its next batch, or nil for null), or Learn it, or the slot may not
+	// terminate when F replicas are down.
 	Joins []uint64
 	// Stale lists messages received for compacted slots.
 	Stale []StaleRequest
@@ -111,6 +113,9 @@ type Engine struct {
 	slots         map[uint64]*instance
 	out           Ready
 	stats         Stats
+	// joinFrom: every slot in [floor, joinFrom) is proposed, learn-only,
+	// decided or already reported in Joins.
+	joinFrom uint64
 }
 
 // Stats counts engine events since NewEngine, for metrics and tests.
@@ -286,6 +291,7 @@ func (e *Engine) Step(from int, m Message) error {
 		return nil
 	}
 	in := e.instance(m.Slot)
+	defer e.noteActivity(m.Slot)
 	if in.decided {
 		e.stepDecided(in, from, &m)
 		return nil
@@ -310,10 +316,6 @@ func (e *Engine) Step(from int, m Message) error {
 	if in.learnOnly {
 		return nil
 	}
-	if !in.started && !in.joinSent {
-		in.joinSent = true
-		e.out.Joins = append(e.out.Joins, in.slot)
-	}
 	switch m.Kind {
 	case KindProposal:
 		e.recordProposal(in, from, m.Value)
@@ -335,6 +337,23 @@ func (e *Engine) Step(from int, m Message) error {
 	}
 	e.advance(in)
 	return nil
+}
+
+// noteActivity reports in Joins every slot up to and including slot that
+// this replica has not proposed in, learnt, decided or reported before.
+func (e *Engine) noteActivity(slot uint64) {
+	for x := max(e.joinFrom, e.floor); x <= slot; x++ {
+		in := e.slots[x]
+		if in == nil {
+			in = e.instance(x)
+		}
+		if in.started || in.learnOnly || in.decided || in.joinSent {
+			continue
+		}
+		in.joinSent = true
+		e.out.Joins = append(e.out.Joins, x)
+	}
+	e.joinFrom = max(e.joinFrom, slot+1)
 }
 
 // stepDecided answers a message for a slot this replica has decided.

@@ -2,6 +2,7 @@ package wmvc
 
 import (
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -237,9 +238,17 @@ func TestBufferedFuturePhase(t *testing.T) {
 
 func TestJoinReportedOnce(t *testing.T) {
 	e := newTestEngine(t, 1, 3)
+	if err := e.Propose(2, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.Ready()
+	// Activity on slot 7 means slots 0..7 must all be settled; 2 already is.
 	r := mustStep(t, e, 0, proposal(7, valueFor(7, "A")))
-	if len(r.Joins) != 1 || r.Joins[0] != 7 {
-		t.Fatalf("joins %v", r.Joins)
+	if want := []uint64{0, 1, 3, 4, 5, 6, 7}; !slices.Equal(r.Joins, want) {
+		t.Fatalf("joins %v, want %v", r.Joins, want)
+	}
+	if r := mustStep(t, e, 2, stateMsg(5, 1, 0)); len(r.Joins) != 0 {
+		t.Fatalf("joins again %v", r.Joins)
 	}
 	if r := mustStep(t, e, 2, proposal(7, nil)); len(r.Joins) != 0 {
 		t.Fatalf("joins again %v", r.Joins)

@@ -20,7 +20,8 @@ type simConfig struct {
 	loss     float64 // probability a delivered packet is dropped
 	dup      float64 // probability a delivered packet stays in flight (a later duplicate)
 	redeliv  float64 // probability a packet is delivered twice in a row (counted-once check)
-	crashes  int     // replicas to crash, at most f
+	crashes  int     // replicas to crash for good
+	restarts int     // replicas to crash and restart (crashes+restarts <= f)
 	mixed    bool    // proposals differ (values A, B, null, none); else all propose A
 	encode   bool    // pass every message through MarshalBinary/DecodeMessage
 	pipeline int     // slots a replica may have proposed ahead of its first undecided
@@ -34,14 +35,18 @@ type packet struct {
 }
 
 type sim struct {
-	t       testing.TB
-	cfg     simConfig
-	rng     *rand.Rand
-	secret  []byte
-	eng     []*Engine
-	crashed []bool
-	crashAt []int
-	net     []packet
+	t          testing.TB
+	cfg        simConfig
+	rng        *rand.Rand
+	secret     []byte
+	eng        []*Engine
+	crashed    []bool
+	crashAt    []int
+	restartAt  []int
+	reported   []map[uint64]bool // decisions reported by the current incarnation
+	restarted  int
+	crashCount int
+	net        []packet
 
 	plan      [][]*Value // plan[r][s]: what r proposes for s
 	noPlan    [][]bool   // r does not propose s on its own (only on Join, with null)
@@ -73,8 +78,8 @@ func newSim(t testing.TB, cfg simConfig) *sim {
 		s.cfg.pipeline = 4
 	}
 	f := (cfg.n - 1) / 2
-	if cfg.crashes > f {
-		t.Fatalf("crashes %d > f %d", cfg.crashes, f)
+	if cfg.crashes+cfg.restarts > f {
+		t.Fatalf("crashes %d + restarts %d > f %d", cfg.crashes, cfg.restarts, f)
 	}
 	for r := 0; r < cfg.n; r++ {
 		e, err := NewEngine(Config{ID: r, N: cfg.n, Secret: s.secret, PhaseWindow: 4})
@@ -84,6 +89,8 @@ func newSim(t testing.TB, cfg simConfig) *sim {
 		s.eng = append(s.eng, e)
 		s.crashed = append(s.crashed, false)
 		s.crashAt = append(s.crashAt, -1)
+		s.restartAt = append(s.restartAt, -1)
+		s.reported = append(s.reported, map[uint64]bool{})
 		s.proposed = append(s.proposed, map[uint64]bool{})
 		s.cursor = append(s.cursor, 0)
 		s.decided = append(s.decided, map[uint64]*Value{})
@@ -109,21 +116,26 @@ func newSim(t testing.TB, cfg simConfig) *sim {
 		}
 	}
 	// Crash distinct replicas at random points of the expected run.
-	for _, r := range s.rng.Perm(cfg.n)[:cfg.crashes] {
-		s.crashAt[r] = s.rng.IntN(cfg.slots*cfg.n*30 + 1)
+	perm := s.rng.Perm(cfg.n)
+	for _, r := range perm[:cfg.crashes] {
+		s.crashAt[r] = s.rng.IntN(cfg.slots*cfg.n*8 + 1)
+	}
+	for _, r := range perm[cfg.crashes : cfg.crashes+cfg.restarts] {
+		s.restartAt[r] = 1 + s.rng.IntN(cfg.slots*cfg.n*8+1)
+		s.crashAt[r] = s.restartAt[r] - 1 - s.rng.IntN(min(s.restartAt[r], 500))
 	}
 	// Someone that never crashes starts each slot; the others may only
 	// join it.
 	for slot := 0; slot < cfg.slots; slot++ {
 		starter := -1
 		for r := 0; r < cfg.n; r++ {
-			if s.crashAt[r] < 0 && !s.noPlan[r][slot] {
+			if s.crashAt[r] < 0 && s.restartAt[r] < 0 && !s.noPlan[r][slot] {
 				starter = r
 			}
 		}
 		if starter < 0 {
 			for r := 0; r < cfg.n; r++ {
-				if s.crashAt[r] < 0 {
+				if s.crashAt[r] < 0 && s.restartAt[r] < 0 {
 					s.noPlan[r][slot] = false
 					break
 				}
@@ -219,8 +231,12 @@ func (s *sim) handle(r int, rd Ready, duplicate bool) {
 		}
 	}
 	for _, d := range rd.Decisions {
-		if _, dup := s.decided[r][d.Slot]; dup {
+		if s.reported[r][d.Slot] {
 			s.t.Fatalf("seed %d: replica %d reported slot %d twice", s.cfg.seed, r, d.Slot)
+		}
+		s.reported[r][d.Slot] = true
+		if old, ok := s.decided[r][d.Slot]; ok && !old.Equal(d.Value) {
+			s.t.Fatalf("seed %d: replica %d decided slot %d as %s, after restart as %s", s.cfg.seed, r, d.Slot, show(old), show(d.Value))
 		}
 		s.decided[r][d.Slot] = d.Value.clone()
 		s.decisions++
@@ -351,6 +367,10 @@ func (s *sim) run() {
 		for r, at := range s.crashAt {
 			if at == s.steps {
 				s.crashed[r] = true
+				s.crashCount++
+			}
+			if s.restartAt[r] == s.steps {
+				s.restart(r)
 			}
 		}
 		x := s.rng.IntN(100)
@@ -368,6 +388,31 @@ func (s *sim) run() {
 		}
 	}
 	s.checkFinal()
+}
+
+// restart brings r back with a fresh engine, as a node restarting from its
+// persisted log: decisions it reported are kept (persisted), its floor is
+// its first undecided slot, and every slot up to the highest it proposed in
+// is learnt, not voted in again.
+func (s *sim) restart(r int) {
+	e, err := NewEngine(Config{ID: r, N: s.cfg.n, Secret: s.secret, PhaseWindow: 4, Floor: uint64(s.prefix[r])})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.eng[r], s.crashed[r] = e, false
+	s.reported[r] = map[uint64]bool{}
+	s.restarted++
+	high := -1
+	for slot := range s.proposed[r] {
+		high = max(high, int(slot))
+	}
+	for slot := s.prefix[r]; slot <= high; slot++ {
+		s.proposed[r][uint64(slot)] = true
+		if err := e.Learn(uint64(slot)); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	s.drain(r, false)
 }
 
 func (s *sim) checkFinal() {
@@ -397,18 +442,21 @@ func TestSimulatedNetwork(t *testing.T) {
 		seeds int
 		cfg   simConfig
 	}{
+		{"n3/restart/clean", 20, simConfig{n: 3, slots: 20, restarts: 1}},
 		{"n3/clean", 20, simConfig{n: 3, slots: 40}},
-		{"n3/unanimous/faults", 150, simConfig{n: 3, slots: 20, loss: 0.05, dup: 0.05, redeliv: 0.05, crashes: 1, encode: true}},
-		{"n3/mixed/faults", 200, simConfig{n: 3, slots: 20, loss: 0.05, dup: 0.05, redeliv: 0.05, crashes: 1, mixed: true, encode: true}},
+		{"n3/unanimous/faults", 100, simConfig{n: 3, slots: 20, loss: 0.05, dup: 0.05, redeliv: 0.05, crashes: 1, encode: true}},
+		{"n3/mixed/faults", 150, simConfig{n: 3, slots: 20, loss: 0.05, dup: 0.05, redeliv: 0.05, crashes: 1, mixed: true, encode: true}},
 		{"n3/mixed/lossy", 100, simConfig{n: 3, slots: 20, loss: 0.3, dup: 0.1, redeliv: 0.05, mixed: true, pipeline: 8}},
 		{"n5/clean", 20, simConfig{n: 5, slots: 30}},
-		{"n5/unanimous/faults", 100, simConfig{n: 5, slots: 15, loss: 0.05, dup: 0.05, redeliv: 0.05, crashes: 2, encode: true}},
-		{"n5/mixed/faults", 150, simConfig{n: 5, slots: 15, loss: 0.05, dup: 0.05, redeliv: 0.05, crashes: 2, mixed: true, encode: true}},
+		{"n5/unanimous/faults", 80, simConfig{n: 5, slots: 15, loss: 0.05, dup: 0.05, redeliv: 0.05, crashes: 2, encode: true}},
+		{"n5/mixed/faults", 100, simConfig{n: 5, slots: 15, loss: 0.05, dup: 0.05, redeliv: 0.05, crashes: 2, mixed: true, encode: true}},
+		{"n3/restart", 60, simConfig{n: 3, slots: 20, loss: 0.05, dup: 0.05, redeliv: 0.05, restarts: 1, mixed: true, encode: true}},
+		{"n5/restart", 60, simConfig{n: 5, slots: 15, loss: 0.05, dup: 0.05, redeliv: 0.05, crashes: 1, restarts: 1, mixed: true, encode: true}},
 		{"n5/mixed/lossy", 80, simConfig{n: 5, slots: 15, loss: 0.3, dup: 0.1, redeliv: 0.05, crashes: 1, mixed: true, pipeline: 8}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var slots, steps, delivered int
+			var slots, steps, delivered, crashes, restarts, redelivers int
 			var st Stats
 			for seed := 1; seed <= tc.seeds; seed++ {
 				cfg := tc.cfg
@@ -418,6 +466,9 @@ func TestSimulatedNetwork(t *testing.T) {
 				slots += cfg.slots
 				steps += s.steps
 				delivered += s.delivered
+				crashes += s.crashCount
+				restarts += s.restarted
+				redelivers += s.redelivers
 				for _, e := range s.eng {
 					x := e.Stats()
 					st.Decided += x.Decided
@@ -430,7 +481,8 @@ func TestSimulatedNetwork(t *testing.T) {
 					st.Stale += x.Stale
 				}
 			}
-			t.Logf("%d slots over %d seeds, %d steps, %d deliveries; %+v", slots, tc.seeds, steps, delivered, st)
+			t.Logf("%d slots over %d seeds, %d steps, %d deliveries, %d crashes, %d restarts, %d immediate duplicates; %+v",
+				slots, tc.seeds, steps, delivered, crashes, restarts, redelivers, st)
 		})
 	}
 }
