@@ -403,3 +403,40 @@ func TestFSMExpiringCounter(t *testing.T) {
 		t.Fatalf("k = %d,%v, want 1 (its expiry was deleted with it)", v, ok)
 	}
 }
+
+// TestFSMTimersBounded checks the timer heap stays proportional to the
+// state: renewals, counters deleted before their expiry and undone batches
+// each leave a superseded entry behind, and a client repeating them must
+// not grow the heap without bound.
+func TestFSMTimersBounded(t *testing.T) {
+	h := newFSMHarness(t, FSMOptions{})
+	l := fsmGrant(h, MaxTTL)
+	for i := range 5000 {
+		h.now += int64(time.Millisecond)
+		h.ok(Command{Op: OpLeaseKeepAlive, Lease: l})
+		h.ok(Command{Op: OpAdd, Name: "k", Delta: 1, TTL: MaxTTL})
+		h.ok(Command{Op: OpDelete, Name: "k"})
+		h.do(Command{Op: OpBatch, Ops: []Command{
+			{Op: OpAdd, Name: "b" + fsmItoa(i%10), Delta: 1, TTL: MaxTTL},
+			{Op: OpAdd, Name: "b", Delta: 1, Flags: FlagMax, Max: 0},
+		}})
+		if n := h.f.Stats().Timers; n > 2048 {
+			t.Fatalf("after %d rounds the timer heap holds %d entries for 1 lease", i+1, n)
+		}
+	}
+	// The lease still ends exactly at its renewed deadline.
+	deadline := h.now + int64(MaxTTL)
+	if d, ok := h.f.NextDeadline(); !ok || d > deadline {
+		t.Fatalf("NextDeadline %d,%v, want at most %d", d, ok, deadline)
+	}
+	h.now = deadline - 1
+	h.do(Command{Op: OpTick})
+	if r := h.f.Read(Command{Op: OpLeaseGet, Lease: l}); r.Code != CodeOK || r.Remaining != 1 {
+		t.Fatalf("lease %+v one nanosecond before its deadline", r)
+	}
+	h.now++
+	h.do(Command{Op: OpTick})
+	if r := h.f.Read(Command{Op: OpLeaseGet, Lease: l}); r.Code != CodeLeaseExpired {
+		t.Fatalf("lease %+v at its deadline", r)
+	}
+}

@@ -1,6 +1,9 @@
 package abacus
 
-import "container/heap"
+import (
+	"container/heap"
+	"slices"
+)
 
 // Timers fire as state-machine time passes: when a proposal's time moves
 // the clock to or past a deadline, the thing due expires within that same
@@ -54,6 +57,9 @@ func (h *timerHeap) push(t timer) { heap.Push(h, t) }
 
 // fireTimers expires everything due at or before the current time.
 func (f *FSM) fireTimers() {
+	if len(f.timers) > 2*(len(f.leases)+len(f.locks)+len(f.counters))+1024 {
+		f.rebuildTimers()
+	}
 	for len(f.timers) > 0 && f.timers[0].at <= f.now {
 		t := heap.Pop(&f.timers).(timer)
 		switch t.kind {
@@ -84,4 +90,36 @@ func (f *FSM) NextDeadline() (int64, bool) {
 		return 0, false
 	}
 	return f.timers[0].at, true
+}
+
+// rebuildTimers replaces the heap with one entry per pending deadline in
+// the state. Renewed leases, counters deleted before their expiry and
+// undone batches leave superseded entries behind; without this they would
+// accumulate for up to MaxTTL. Which entries are stale never changes what
+// fires, so when this runs does not affect results.
+func (f *FSM) rebuildTimers() {
+	ts := make(timerHeap, 0, len(f.leases))
+	for id, l := range f.leases {
+		ts = append(ts, timer{at: l.deadline, kind: timerLease, id: id})
+	}
+	for name, k := range f.counters {
+		if k.expires != 0 {
+			ts = append(ts, timer{at: k.expires, kind: timerCounter, name: name})
+		}
+	}
+	for name, lk := range f.locks {
+		if lk.delayUntil != 0 {
+			ts = append(ts, timer{at: lk.delayUntil, kind: timerLockDelay, name: name})
+		}
+	}
+	slices.SortFunc(ts, func(a, b timer) int {
+		if a.less(b) {
+			return -1
+		}
+		if b.less(a) {
+			return 1
+		}
+		return 0
+	}) // a sorted slice is a valid heap
+	f.timers = ts
 }
