@@ -334,3 +334,34 @@ func TestFSMSnapshotConcurrentWrite(t *testing.T) {
 		t.Fatalf("snapshot index %d, want 500", snap.Index())
 	}
 }
+
+// TestFSMFailuresChangeNothing applies random commands of every kind and
+// checks that each one refused with an error code left the state exactly as
+// it was: no partial batch, no stray lock record, no moved counter.
+func TestFSMFailuresChangeNothing(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		g := newFSMGen(seed)
+		f := NewFSM(FSMOptions{}, nil)
+		index := uint64(0)
+		failures := 0
+		for range 1500 {
+			for _, p := range g.entry() {
+				index++
+				f.Apply(index, []Proposal{{Time: p.Time, Cmd: Command{Op: OpTick}}})
+				before := fsmMustHash(t, f)
+				// Index 0 keeps the applied index; the time is already reached.
+				r := f.Apply(0, []Proposal{{Time: f.Now(), Cmd: p.Cmd}})[0]
+				if r.Code == CodeOK {
+					continue
+				}
+				failures++
+				if fsmMustHash(t, f) != before {
+					t.Fatalf("seed %d: %+v failed with %v and changed the state", seed, p.Cmd, r.Code)
+				}
+			}
+		}
+		if failures < 100 {
+			t.Fatalf("seed %d: only %d failures exercised", seed, failures)
+		}
+	}
+}
