@@ -38,8 +38,9 @@ var (
 //     p, since dropping bytes from a stream would only garble it; the
 //     protocol above sees a lost connection. A cut falls, with equal odds,
 //     before the write (nothing sent) or just after it (sent, but the
-//     connection dies before any reply), so callers see both "not sent" and
-//     "outcome unknown". Messages sent with a Messenger are instead dropped
+//     connection dies before any reply; under an injected delay the cut
+//     always falls before), so callers see both "not sent" and "outcome
+//     unknown". Messages sent with a Messenger are instead dropped
 //     whole, one by one, with probability p.
 //
 // Loss decisions draw from a random source seeded with Config.FaultSeed and
@@ -348,7 +349,7 @@ func (c *faultConn) Write(p []byte) (int, error) {
 		c.fail(ErrInjectedLoss)
 		return 0, ErrInjectedLoss
 	}
-	if loss == cutAfter && c.queue == nil {
+	if loss == cutAfter && d == 0 && c.queue == nil {
 		// Mark the connection failed first, so that Read discards the
 		// reply, even one that races with the close.
 		err := ErrInjectedLoss

@@ -34,7 +34,9 @@ type MessengerConfig struct {
 // overflows (the oldest waiting message is dropped), when the connection
 // breaks with it in flight, or by injected loss. The protocol above is
 // expected to retransmit. Each destination has one connection, reconnected
-// in the background with exponential backoff.
+// in the background with exponential backoff. A destination's queue and
+// goroutine live until Close: the Messenger is meant for a cluster's fixed,
+// small set of peers.
 type Messenger struct {
 	m       *Mux
 	ln      *Listener
