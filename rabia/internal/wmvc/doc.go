@@ -74,9 +74,13 @@
 //     1 knows m's digest.
 //  7. The majority value's payload is held by whoever decides by its own
 //     votes: its n-f proposals (maj of them) intersect m's maj proposers.
-//     A replica that learns a decision from an announcement gets the value
-//     in it, or, when the announcer lacked it, asks its peers
-//     (KindCatchUp with the digest) until one that holds it answers.
+//     That is why a replica announcing its decision names the value by
+//     digest only (the announcement is n-1 messages per slot; the peers
+//     that took part in the proposal round hold the value). A replica that
+//     learns a decision without holding the value asks its peers
+//     (KindCatchUp with the digest, repeated on Tick) until one answers with
+//     it; answers to late messages and catch-up requests carry the value.
+//     Decisions are reported only with their value.
 //
 // # Messages and encoding
 //
@@ -118,7 +122,7 @@
 //			one's own batch was not the decided value, propose it again
 //			in a later slot.
 //		}
-//		for _, slot := range rd.Joins { // peers started a slot we did not
+//		for _, slot := range rd.Joins { // slots peers work on (or below them)
 //			e.Propose(slot, nextBatchOrNil)
 //		}
 //		for _, st := range rd.Stale { // a lagging peer, slot compacted here

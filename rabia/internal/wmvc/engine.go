@@ -481,7 +481,13 @@ func (e *Engine) decide(in *instance, bit uint8, phase uint32) {
 		}
 	}
 	in.release()
-	e.send(Broadcast, in.decisionMessage())
+	// The announcement names the value by digest only: peers that took
+	// part in the proposal round hold the value already (invariant 7 in
+	// the package documentation), and the others ask for it. Answers to
+	// late messages and catch-up requests carry the value.
+	ann := in.decisionMessage()
+	ann.Value = nil
+	e.send(Broadcast, ann)
 	e.afterDecide(in)
 }
 
