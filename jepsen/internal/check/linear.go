@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,13 @@ type Partition struct {
 	// Ops is the number of operations checked.
 	Ops     int           `json:"ops"`
 	Elapsed time.Duration `json:"elapsed_ns"`
+
+	// Linearized is, for an invalid or unknown partition, the length of the
+	// longest linearizable prefix porcupine found; Stuck lists the indexes
+	// (-1 for final reads) of the earliest-called ops that appear in no
+	// linearizable prefix, where to start looking (at most 5).
+	Linearized int   `json:"linearized,omitempty"`
+	Stuck      []int `json:"stuck,omitempty"`
 
 	model   porcupine.Model
 	info    porcupine.LinearizationInfo
@@ -141,7 +149,7 @@ func LockOperations(h *history.History) []porcupine.Operation {
 
 func operation(op *history.Op, partition string) porcupine.Operation {
 	ev := &Event{Op: op, Partition: partition}
-	o := porcupine.Operation{ClientId: op.Process, Input: ev, Call: op.Call, Return: op.Return}
+	o := porcupine.Operation{ClientId: op.Process, Input: ev, Call: op.Call, Return: op.Return, Metadata: op}
 	if op.Outcome == history.Info {
 		ev.Unknown, o.Return = true, unknownReturn
 	} else {
@@ -207,8 +215,8 @@ func Linearizable(ctx context.Context, h *history.History, finals []FinalRead, i
 		switch p.Status {
 		case StatusInvalid:
 			nInvalid++
-			res.violate(opts.MaxViolations, Violation{Key: p.Key,
-				Message: fmt.Sprintf("%s %q is not linearizable (%d ops); see its visualisation", p.Model, p.Key, p.Ops)})
+			res.violate(opts.MaxViolations, Violation{Key: p.Key, Ops: p.Stuck,
+				Message: fmt.Sprintf("%s %q is not linearizable: %s", p.Model, p.Key, p.Detail)})
 		case StatusUnknown:
 			nUnknown++
 		}
@@ -267,7 +275,40 @@ func checkPartition(ctx context.Context, p *Partition, ops []porcupine.Operation
 	case result == porcupine.Illegal:
 		p.Status = StatusInvalid
 		p.Detail = "no linearization exists"
+		p.explain(ops)
 	default:
 		p.Status, p.Detail = StatusUnknown, fmt.Sprintf("search timed out after %v", timeout)
+		p.explain(ops)
+	}
+}
+
+// explain fills in Linearized and Stuck from porcupine's partial
+// linearizations and appends them to Detail.
+func (p *Partition) explain(ops []porcupine.Operation) {
+	const maxStuck = 5
+	partials := p.info.PartialLinearizations()
+	seen := make([]bool, len(ops))
+	for _, part := range partials {
+		for _, lin := range part {
+			p.Linearized = max(p.Linearized, len(lin))
+			for _, id := range lin {
+				if id >= 0 && id < len(ops) {
+					seen[id] = true
+				}
+			}
+		}
+	}
+	var descs []string
+	for id, o := range ops { // ops are sorted by call time
+		if seen[id] || len(p.Stuck) == maxStuck {
+			continue
+		}
+		ev := o.Input.(*Event)
+		p.Stuck = append(p.Stuck, ev.Op.Index)
+		descs = append(descs, fmt.Sprintf("#%d %s", ev.Op.Index, describeOperation(o.Input, o.Output)))
+	}
+	p.Detail += fmt.Sprintf("; longest linearizable prefix %d of %d ops", p.Linearized, len(ops))
+	if len(descs) > 0 {
+		p.Detail += "; never linearized: " + strings.Join(descs, ", ")
 	}
 }

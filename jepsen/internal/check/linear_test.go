@@ -217,7 +217,34 @@ func TestLinearizableLocks(t *testing.T) {
 			fenced(add(0, "c", 1, 4, 5, 1), "L", 1, false),
 		), true, StatusValid},
 
+		{"lock-delay after expiry refuses acquisitions of a free lock", hist(
+			acquire(0, "L", "a", 0, 1, 1),
+			lockGet(1, "L", 2, 3, "", 0),
+			acquireHeld(1, "L", "b", 4, 5),
+			acquire(2, "L", "c", 6, 7, 2),
+		), false, StatusValid},
+		{"unknown acquisition later seen by a lock read", hist(
+			acquire(0, "L", "a", 0, 1, 1),
+			info(acquire(1, "L", "b", 2, 3, 0)),
+			lockGet(2, "L", 4, 5, "b", 9),
+			fenced(add(1, "c", 1, 6, 7, 1), "L", 9, false),
+		), false, StatusValid},
+
 		// violations
+		{"lock-delay without expiry", hist(
+			acquire(0, "L", "a", 0, 1, 1),
+			lockGet(1, "L", 2, 3, "", 0),
+		), true, StatusInvalid},
+		{"lock free after a release but refused", hist(
+			acquire(0, "L", "a", 0, 1, 1),
+			release(0, "L", 1, 2, 3, ""),
+			acquireHeld(1, "L", "b", 4, 5),
+		), false, StatusInvalid},
+		{"unknown acquisition seen with an old token", hist(
+			acquire(0, "L", "a", 0, 1, 5),
+			info(acquire(1, "L", "b", 2, 3, 0)),
+			lockGet(2, "L", 4, 5, "b", 4),
+		), false, StatusInvalid},
 		{"two holders at once", hist(
 			acquire(0, "L", "a", 0, 1, 1),
 			acquire(1, "L", "b", 2, 3, 2),
@@ -331,5 +358,25 @@ func TestVisualize(t *testing.T) {
 	skipped := &Partition{Model: "counter", Key: "x", Status: StatusSkipped}
 	if err := skipped.Visualize(&bytes.Buffer{}, nil); err == nil {
 		t.Fatal("visualising an unchecked partition succeeded")
+	}
+}
+
+func TestLinearizableExplainsViolation(t *testing.T) {
+	h := hist(
+		set(0, "c", 1, 0, 1, 0),
+		set(1, "c", 2, 2, 3, 1),
+		get(2, "c", 4, 5, 1),
+		set(0, "c", 3, 6, 7, 2),
+	)
+	res := Linearizable(context.Background(), h, nil, nil, Options{})
+	if res.Status != StatusInvalid || len(res.Partitions) != 1 {
+		t.Fatalf("%+v", res)
+	}
+	p := res.Partitions[0]
+	if p.Linearized != 2 || len(p.Stuck) == 0 || p.Stuck[0] != 2 {
+		t.Fatalf("linearized %d, stuck %v: %s", p.Linearized, p.Stuck, p.Detail)
+	}
+	if !strings.Contains(res.Violations[0].Message, "#2 get() → 1") {
+		t.Fatalf("violation %q does not name the stale read", res.Violations[0].Message)
 	}
 }

@@ -14,11 +14,14 @@ type LockState struct {
 	// Token is the holder's fencing token; 0 when Held but the token is not
 	// known (an acquisition whose outcome was unknown took it).
 	Token uint64
-	// Holder is the holder id of the current holder.
-	Holder string
 	// Last is the highest token known to have been issued; every new
 	// acquisition returns a larger one.
 	Last uint64
+	// Delayed is set when the lock may have been freed by its lease
+	// expiring: the state machine then keeps it unavailable for the
+	// holder's lock-delay, refusing acquisitions with lock_held although
+	// nobody holds it.
+	Delayed bool
 }
 
 // holds reports whether token t may be the holder's: the holder's token
@@ -32,6 +35,9 @@ func (s LockState) learn(t uint64) LockState {
 	s.Token, s.Last = t, max(s.Last, t)
 	return s
 }
+
+// expired returns the state after the holder's lease ended.
+func (s LockState) expired() LockState { return LockState{Last: s.Last, Delayed: true} }
 
 // fencePassed reports whether a fenced write's refusal code shows that the
 // fence was accepted: the state machine checks the fence before anything
@@ -47,139 +53,175 @@ func fencePassed(code string) (passed, known bool) {
 }
 
 // LockStep is the sequential specification of one abacus lease mutex with
-// fencing tokens. With mayExpire, the holder's lease may end at any moment
-// without an operation in the history (its owner paused or partitioned past
-// the TTL); the step then allows whatever an expiry between two operations
-// explains. Without it, a lock stays held until released.
-func LockStep(s LockState, ev *Event, out *history.Output, mayExpire bool) (bool, LockState) {
+// fencing tokens. It returns every state the lock may be in after the
+// operation, none if the operation's output is impossible from s.
+//
+// With mayExpire, the holder's lease may end at any moment without an
+// operation in the history (its owner paused or partitioned past the TTL):
+// before each operation a held lock may have become free, and then it may
+// stay unavailable (refusing acquisitions with lock_held) for the holder's
+// lock-delay. Without it, a lock stays held until released.
+//
+// An acquisition or release whose outcome is unknown may or may not have
+// taken effect; both results are kept.
+func LockStep(s LockState, ev *Event, out *history.Output, mayExpire bool) []LockState {
+	next := lockStep(s, ev, out, nil)
+	if mayExpire && s.Held {
+		next = lockStep(s.expired(), ev, out, next)
+	}
+	return next
+}
+
+// lockStep appends to next the states reachable from s by the operation,
+// without a lease expiring.
+func lockStep(s LockState, ev *Event, out *history.Output, next []LockState) []LockState {
 	op := ev.Op
-	free := LockState{Last: s.Last}
 	switch {
 	case op.Kind == history.Acquire:
 		if ev.Unknown {
-			if !s.Held || mayExpire {
-				return true, LockState{Held: true, Holder: op.In.Holder, Last: s.Last}
+			next = append(next, s)
+			if !s.Held {
+				next = append(next, LockState{Held: true, Last: s.Last})
 			}
-			return true, s
+			return next
 		}
 		switch out.Error {
 		case "":
 			t := out.Token
-			if s.Held && s.Holder == op.In.Holder && s.holds(t) {
-				return true, s.learn(t) // the holder acquiring again keeps its token
+			switch {
+			case s.holds(t):
+				// The holder acquiring again keeps its token. (The model does
+				// not track holders; Locks reports one token granted to two.)
+				return append(next, s.learn(t))
+			case !s.Held && t > s.Last:
+				return append(next, LockState{Held: true, Token: t, Last: t})
 			}
-			if (!s.Held || mayExpire) && t > s.Last {
-				return true, LockState{Held: true, Token: t, Holder: op.In.Holder, Last: t}
-			}
-			return false, s
+			return next
 		case history.CodeLockHeld:
-			return s.Held, s
+			if s.Held || s.Delayed {
+				return append(next, s)
+			}
+			return next
 		}
-		return true, s
+		return append(next, s)
 
 	case op.Kind == history.Release:
 		t := op.In.Token
 		if ev.Unknown {
-			if s.Held && s.Token == t {
-				return true, free
+			next = append(next, s)
+			if s.holds(t) {
+				next = append(next, LockState{Last: max(s.Last, t)})
 			}
-			return true, s
+			return next
 		}
 		switch out.Error {
 		case "":
 			if s.holds(t) {
-				return true, free
+				return append(next, LockState{Last: max(s.Last, t)})
 			}
-			return false, s
+			return next
 		case history.CodeStaleToken, history.CodeLeaseExpired:
-			return refusedWhileHeld(s, t, mayExpire)
+			return refused(s, t, next)
 		}
-		return true, s
+		return append(next, s)
 
 	case op.Kind == history.KeepAlive:
 		t := op.In.Token
 		switch out.Error {
 		case "":
 			if s.holds(t) {
-				return true, s.learn(t)
+				return append(next, s.learn(t))
 			}
-			return false, s
+			return next
 		case history.CodeStaleToken, history.CodeLeaseExpired:
-			return refusedWhileHeld(s, t, mayExpire)
+			return refused(s, t, next)
 		}
-		return true, s
+		return append(next, s)
 
 	case op.Kind == history.LockGet:
-		if out.Error != "" {
-			return true, s
-		}
-		if !out.Held {
-			if !s.Held || mayExpire {
-				return true, free
+		switch {
+		case out.Error != "":
+			return append(next, s)
+		case !out.Held:
+			if !s.Held {
+				return append(next, s)
 			}
-			return false, s
+			return next
+		case s.holds(out.Token):
+			return append(next, s.learn(out.Token))
 		}
-		if s.holds(out.Token) {
-			next := s.learn(out.Token)
-			if s.Token == 0 {
-				next.Holder = out.Holder
-			}
-			return true, next
-		}
-		return false, s
+		return next
 
 	case op.Fenced():
 		t := op.In.Fence.Token
 		passed, known := fencePassed(out.Error)
-		if !known {
-			return true, s
-		}
-		if passed {
+		switch {
+		case !known:
+			return append(next, s)
+		case passed:
 			if s.holds(t) {
-				return true, s.learn(t)
+				return append(next, s.learn(t))
 			}
-			return false, s
+			return next
 		}
-		return refusedWhileHeld(s, t, mayExpire)
+		return refused(s, t, next)
 	}
-	return false, s
+	return next
 }
 
-// refusedWhileHeld judges a refusal of token t: legal unless t certainly
-// holds the lock and the lease cannot have expired (then the refusal means
-// it did, and the lock is free).
-func refusedWhileHeld(s LockState, t uint64, mayExpire bool) (bool, LockState) {
+// refused appends the state after a refusal of token t: impossible if t
+// certainly holds the lock, else nothing changed. (If the holder's token is
+// unknown, it may be t or not; only "not" allows the refusal.)
+func refused(s LockState, t uint64, next []LockState) []LockState {
 	if s.Held && s.Token == t {
-		if !mayExpire {
-			return false, s
-		}
-		return true, LockState{Last: s.Last}
+		return next
 	}
-	return true, s
+	return append(next, s)
 }
 
 // LockModel returns the porcupine model of abacus lease mutexes, partitioned
-// by lock name, for operations built by LockOperations. mayExpire says
-// whether leases can end during the run without an operation in the
+// by lock name, for operations built by LockOperations. Its states are sets
+// of LockState (porcupine's power-set construction over LockStep). mayExpire
+// says whether leases can end during the run without an operation in the
 // history; see LockStep.
 func LockModel(mayExpire bool) porcupine.Model {
-	return porcupine.Model{
+	nm := porcupine.NondeterministicModel{
 		Partition: partitionByKey,
-		Init:      func() any { return LockState{} },
-		Step: func(state, input, output any) (bool, any) {
+		Init:      func() []any { return []any{LockState{}} },
+		Step: func(state, input, output any) []any {
 			out, _ := output.(*history.Output)
-			return LockStep(state.(LockState), input.(*Event), out, mayExpire)
+			states := LockStep(state.(LockState), input.(*Event), out, mayExpire)
+			next := make([]any, len(states))
+			for i, st := range states {
+				next[i] = st
+			}
+			return next
 		},
-		DescribeOperation: describeOperation,
+		Hash: func(state any) uint64 {
+			s := state.(LockState)
+			h := (s.Token*0x9e3779b97f4a7c15 ^ s.Last*0xc2b2ae3d27d4eb4f) << 2
+			if s.Held {
+				h |= 1
+			}
+			if s.Delayed {
+				h |= 2
+			}
+			return h
+		},
+		DescribeOperation:         describeOperation,
+		DescribeOperationMetadata: describeMetadata,
 		DescribeState: func(state any) string {
 			s := state.(LockState)
 			switch {
+			case !s.Held && s.Delayed:
+				return fmt.Sprintf("free, maybe delayed (last token %d)", s.Last)
 			case !s.Held:
 				return fmt.Sprintf("free (last token %d)", s.Last)
 			case s.Token == 0:
-				return fmt.Sprintf("held by %q, token unknown > %d", s.Holder, s.Last)
+				return fmt.Sprintf("held, token unknown > %d", s.Last)
 			}
-			return fmt.Sprintf("held by %q token %d", s.Holder, s.Token)
+			return fmt.Sprintf("held, token %d", s.Token)
 		},
 	}
+	return nm.ToModel()
 }

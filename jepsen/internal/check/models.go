@@ -76,7 +76,9 @@ func modelledRefusal(code string) bool {
 	return code == history.CodeOverflow || code == history.CodeUnderflow || code == history.CodeOutOfRange
 }
 
-// CounterStep is the sequential specification of one abacus counter.
+// CounterStep is the sequential specification of one abacus counter. For
+// an op whose outcome is unknown it returns the state if the op took effect
+// (CounterModel also keeps the state where it did not).
 func CounterStep(s CounterState, ev *Event, out *history.Output) (bool, CounterState) {
 	op := ev.Op
 	in := &op.In
@@ -134,14 +136,17 @@ func CounterStep(s CounterState, ev *Event, out *history.Output) (bool, CounterS
 // CounterModel returns the porcupine model of abacus counters, partitioned
 // by counter name, for operations built by CounterOperations. initial gives
 // the value of counters that exist before the run (absent ones start at 0,
-// not existing).
+// not existing). Its states are sets of CounterState (porcupine's power-set
+// construction): a write whose outcome is unknown leads to both the state
+// where it took effect and the one where it did not, which keeps the search
+// from backtracking over where to place it.
 func CounterModel(initial map[string]int64) porcupine.Model {
-	return porcupine.Model{
+	nm := porcupine.NondeterministicModel{
 		Partition: partitionByKey,
 		// Init cannot know the partition's name, so the first step loads
 		// the initial value of the counter it is applied to.
-		Init: func() any { return CounterState{fresh: true} },
-		Step: func(state, input, output any) (bool, any) {
+		Init: func() []any { return []any{CounterState{fresh: true}} },
+		Step: func(state, input, output any) []any {
 			ev := input.(*Event)
 			s := state.(CounterState)
 			if s.fresh {
@@ -151,7 +156,14 @@ func CounterModel(initial map[string]int64) porcupine.Model {
 				}
 			}
 			out, _ := output.(*history.Output)
-			return CounterStep(s, ev, out)
+			ok, next := CounterStep(s, ev, out)
+			switch {
+			case !ok:
+				return nil
+			case ev.Unknown && next != s:
+				return []any{s, next} // it may not have taken effect
+			}
+			return []any{next}
 		},
 		Hash: func(state any) uint64 {
 			s := state.(CounterState)
@@ -164,7 +176,8 @@ func CounterModel(initial map[string]int64) porcupine.Model {
 			}
 			return h
 		},
-		DescribeOperation: describeOperation,
+		DescribeOperation:         describeOperation,
+		DescribeOperationMetadata: describeMetadata,
 		DescribeState: func(state any) string {
 			s := state.(CounterState)
 			if s.fresh {
@@ -176,6 +189,7 @@ func CounterModel(initial map[string]int64) porcupine.Model {
 			return fmt.Sprint(s.Value)
 		},
 	}
+	return nm.ToModel()
 }
 
 // partitionByKey splits a history of *Event operations by partition name,
@@ -275,4 +289,24 @@ func sortOps(ops []porcupine.Operation) {
 	slices.SortStableFunc(ops, func(a, b porcupine.Operation) int {
 		return cmp.Or(cmp.Compare(a.Call, b.Call), cmp.Compare(a.Input.(*Event).Op.Index, b.Input.(*Event).Op.Index))
 	})
+}
+
+// describeMetadata describes the history op behind a porcupine operation
+// (its Metadata) for visualisations.
+func describeMetadata(info any) string {
+	op, ok := info.(*history.Op)
+	if !ok {
+		return ""
+	}
+	if op.Index < 0 {
+		return fmt.Sprintf("final read on %s", op.Node)
+	}
+	s := fmt.Sprintf("op #%d, process %d, node %s", op.Index, op.Process, op.Node)
+	if op.Outcome != history.Ok {
+		s += fmt.Sprintf(", %s", op.Outcome)
+		if op.Reason != "" {
+			s += ": " + op.Reason
+		}
+	}
+	return s
 }
