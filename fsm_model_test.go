@@ -100,7 +100,7 @@ func checkModelResult(t *testing.T, where string, op Command, got Result, want c
 
 func TestFSMModel(t *testing.T) {
 	names := []string{"a", "b", "c"}
-	for seed := uint64(1); seed <= 20; seed++ {
+	for seed := uint64(1); seed <= 10; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		interesting := []int64{0, 1, -1, 2, math.MaxInt64, math.MinInt64, math.MaxInt64 - 1, math.MinInt64 + 1}
 		val := func() int64 {

@@ -342,12 +342,12 @@ func TestSnapshotFraming(t *testing.T) {
 	// A state larger than one chunk round-trips.
 	h := newFSMHarness(t, FSMOptions{})
 	var props []Proposal
-	for i := range 20000 {
+	for i := range 10000 {
 		props = append(props, Proposal{Time: h.now, Cmd: Command{Op: OpAdd, Name: "counter-" + fsmItoa(i) + "-x", Delta: int64(i)}})
 	}
 	h.f.Apply(1, props)
 	b := fsmSnapshotBytes(t, h.f)
-	if len(b) < 3*chunkSize {
+	if len(b) < 2*chunkSize {
 		t.Fatalf("snapshot of %d bytes, want several chunks", len(b))
 	}
 	g := cloneFSM(t, h.f, FSMOptions{}, nil)
