@@ -342,18 +342,21 @@ func (e *Engine) Step(from int, m Message) error {
 // noteActivity reports in Joins every slot up to and including slot that
 // this replica has not proposed in, learnt, decided or reported before.
 func (e *Engine) noteActivity(slot uint64) {
-	for x := max(e.joinFrom, e.floor); x <= slot; x++ {
-		in := e.slots[x]
-		if in == nil {
-			in = e.instance(x)
-		}
-		if in.started || in.learnOnly || in.decided || in.joinSent {
-			continue
-		}
-		in.joinSent = true
-		e.out.Joins = append(e.out.Joins, x)
+	start := max(e.joinFrom, e.floor)
+	if start > slot {
+		return
 	}
-	e.joinFrom = max(e.joinFrom, slot+1)
+	for x := start; ; x++ {
+		in := e.instance(x)
+		if !in.started && !in.learnOnly && !in.decided && !in.joinSent {
+			in.joinSent = true
+			e.out.Joins = append(e.out.Joins, x)
+		}
+		if x == slot { // not x <= slot: slot may be the largest uint64
+			break
+		}
+	}
+	e.joinFrom = slot + 1
 }
 
 // stepDecided answers a message for a slot this replica has decided.

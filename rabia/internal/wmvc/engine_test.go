@@ -484,3 +484,52 @@ func TestTickAsksMissingPeers(t *testing.T) {
 		t.Fatalf("answer %+v", r.Messages)
 	}
 }
+
+// TestNoPhaseCap: as long as peers keep disagreeing, phases go on (each
+// state after the first from the coin); once they agree, the slot decides.
+func TestNoPhaseCap(t *testing.T) {
+	a := valueFor(6, "A")
+	e := newTestEngine(t, 0, 3)
+	if err := e.Propose(6, a); err != nil {
+		t.Fatal(err)
+	}
+	r := mustStep(t, e, 1, proposal(6, a))
+	own := broadcasts(r, KindState)[0].Bit
+	const phases = 200
+	for p := uint32(1); p <= phases; p++ {
+		// Peer 1 contradicts this replica's state, so the vote is '?'.
+		r = mustStep(t, e, 1, Message{Kind: KindState, Slot: 6, Phase: p, Bit: 1 - own, HasDigest: true, Digest: a.Digest()})
+		if v := broadcasts(r, KindVote); len(v) != 1 || v[0].Bit != VoteUnknown {
+			t.Fatalf("phase %d vote %+v", p, v)
+		}
+		r = mustStep(t, e, 1, Message{Kind: KindVote, Slot: 6, Phase: p, Bit: VoteUnknown, HasDigest: true, Digest: a.Digest()})
+		s := broadcasts(r, KindState)
+		if len(s) != 1 || s[0].Phase != p+1 || s[0].Bit != Coin(testSecret, 6, p) {
+			t.Fatalf("phase %d: next state %+v, want coin %d", p, s, Coin(testSecret, 6, p))
+		}
+		own = s[0].Bit
+	}
+	if ph, _ := e.Phase(6); ph != phases+1 {
+		t.Fatalf("phase %d", ph)
+	}
+	if st := e.Stats(); st.CoinFlips != phases {
+		t.Fatalf("coin flips %d", st.CoinFlips)
+	}
+	p := uint32(phases + 1)
+	mustStep(t, e, 1, Message{Kind: KindState, Slot: 6, Phase: p, Bit: own, HasDigest: own == 1, Digest: digestIf(own, a)})
+	r = mustStep(t, e, 1, Message{Kind: KindVote, Slot: 6, Phase: p, Bit: own, HasDigest: own == 1, Digest: digestIf(own, a)})
+	var want *Value
+	if own == 1 {
+		want = a
+	}
+	if len(r.Decisions) != 1 || !r.Decisions[0].Value.Equal(want) {
+		t.Fatalf("decisions %+v, want %s", r.Decisions, show(want))
+	}
+}
+
+func digestIf(bit uint8, v *Value) Digest {
+	if bit == 1 {
+		return v.Digest()
+	}
+	return Digest{}
+}
