@@ -185,3 +185,34 @@ func TestDialCancelled(t *testing.T) {
 		t.Fatalf("Dial to a mute peer: %v, want DeadlineExceeded", err)
 	}
 }
+
+func TestPendingHandshakesBounded(t *testing.T) {
+	m := newTestMux(t, "srv", Config{MaxPendingHandshakes: 2, HandshakeTimeout: time.Minute})
+	m.Listener(KindRPC)
+	var silent []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", m.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	// Once both slots are taken, further connections are closed at once.
+	waitFor(t, "handshake slots taken", func() bool { return len(m.pending) == 2 })
+	extra, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	expectClosed(t, extra)
+	// Freeing the slots lets good peers in again.
+	for _, c := range silent {
+		_ = c.Close()
+	}
+	waitFor(t, "handshake slots freed", func() bool { return len(m.pending) == 0 })
+	d := newTestMux(t, "cli", Config{})
+	if _, err := d.Dial(ctxT(t), m.Addr(), KindRPC); err != nil {
+		t.Fatalf("Dial after slots freed: %v", err)
+	}
+}

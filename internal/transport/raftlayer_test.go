@@ -105,3 +105,36 @@ func TestRaftNetworkTransportAppendEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestRaftNetworkTransportPartition(t *testing.T) {
+	a := newTestMux(t, "a", Config{Faults: true})
+	b := newTestMux(t, "b", Config{})
+	ta := raft.NewNetworkTransport(a.RaftStreamLayer(), 2, 2*time.Second, io.Discard)
+	tb := raft.NewNetworkTransport(b.RaftStreamLayer(), 2, 2*time.Second, io.Discard)
+	defer ta.Close()
+	defer tb.Close()
+	go func() {
+		for rpc := range tb.Consumer() {
+			rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
+		}
+	}()
+	appendOnce := func() error {
+		var resp raft.AppendEntriesResponse
+		return ta.AppendEntries("b", raft.ServerAddress(b.Addr()), &raft.AppendEntriesRequest{Term: 1}, &resp)
+	}
+	if err := appendOnce(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Faults().Partition("b"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := appendOnce(); err == nil {
+			t.Fatalf("AppendEntries %d crossed a partition", i)
+		}
+	}
+	if err := a.Faults().Heal(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "AppendEntries after heal", func() bool { return appendOnce() == nil })
+}
