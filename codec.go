@@ -26,6 +26,14 @@ const (
 	resultFields   = 14
 )
 
+// The fewest bytes one encoded proposal or result can take (every field a
+// one-byte msgpack value). A decoder checks declared counts against the
+// bytes left before it allocates for them.
+const (
+	minProposalBytes = 1 + (proposalFields - 1) + 1 + commandFields
+	minResultBytes   = 1 + resultFields
+)
+
 // EncodeEntry encodes proposals as one log entry.
 func EncodeEntry(props []Proposal) ([]byte, error) {
 	var buf bytes.Buffer
@@ -61,6 +69,9 @@ func DecodeEntry(b []byte) ([]Proposal, error) {
 	n, err := decodeLen(dec, MaxEntryProposals)
 	if err != nil {
 		return nil, err
+	}
+	if n > r.Len()/minProposalBytes {
+		return nil, fmt.Errorf("%w: %d proposals declared in %d bytes", ErrCorrupt, n, r.Len())
 	}
 	props := make([]Proposal, n)
 	for i := range props {
@@ -100,6 +111,9 @@ func DecodeResults(b []byte) ([]Result, error) {
 	n, err := decodeLen(dec, MaxEntryProposals)
 	if err != nil {
 		return nil, err
+	}
+	if n > r.Len()/minResultBytes {
+		return nil, fmt.Errorf("%w: %d results declared in %d bytes", ErrCorrupt, n, r.Len())
 	}
 	rs := make([]Result, n)
 	for i := range rs {
@@ -371,11 +385,14 @@ func decodeCommand(dec *msgpack.Decoder, c *Command, top bool) error {
 		return err
 	}
 	if ops > 0 {
-		c.Ops = make([]Command, ops)
-		for i := range c.Ops {
-			if err := decodeCommand(dec, &c.Ops[i], false); err != nil {
+		// Grow as operations decode: the count is only declared so far.
+		c.Ops = make([]Command, 0, min(ops, 16))
+		for range ops {
+			var op Command
+			if err := decodeCommand(dec, &op, false); err != nil {
 				return err
 			}
+			c.Ops = append(c.Ops, op)
 		}
 	}
 	d.skip(n - commandFields)
@@ -410,11 +427,14 @@ func decodeResult(dec *msgpack.Decoder, r *Result, top bool) error {
 		return err
 	}
 	if k > 0 {
-		r.Results = make([]Result, k)
-		for i := range r.Results {
-			if err := decodeResult(dec, &r.Results[i], false); err != nil {
+		// Grow as results decode: the count is only declared so far.
+		r.Results = make([]Result, 0, min(k, 16))
+		for range k {
+			var res Result
+			if err := decodeResult(dec, &res, false); err != nil {
 				return err
 			}
+			r.Results = append(r.Results, res)
 		}
 	}
 	d.skip(n - resultFields)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -410,4 +411,63 @@ func FuzzDecodeResults(f *testing.F) {
 			t.Fatalf("round trip differs:\n%+v\n%+v", rs, again)
 		}
 	})
+}
+
+// TestCodecAllocationBounded checks a short input cannot make the decoder
+// reserve memory for the element counts it merely declares.
+func TestCodecAllocationBounded(t *testing.T) {
+	count := []byte{0xdd, 0x00, 0x01, 0x00, 0x00} // array32 of MaxEntryProposals
+	inputs := []struct {
+		name   string
+		decode func() error
+	}{
+		{"entry", func() error {
+			_, err := DecodeEntry(append([]byte{entryVersion}, count...))
+			return err
+		}},
+		{"results", func() error {
+			_, err := DecodeResults(count)
+			return err
+		}},
+		{"batch", func() error {
+			// One proposal whose batch declares MaxBatchOps operations.
+			var buf bytes.Buffer
+			buf.WriteByte(entryVersion)
+			e := &encoder{Encoder: msgpack.NewEncoder(&buf)}
+			e.arrayLen(1)
+			e.arrayLen(proposalFields)
+			for range 4 {
+				e.uint(0)
+			}
+			e.arrayLen(commandFields)
+			e.uint(uint64(OpBatch))
+			e.uint(0)
+			e.str("")
+			for range 5 {
+				e.int(0)
+			}
+			e.str("")
+			e.uint(0)
+			e.uint(0)
+			e.int(0)
+			e.uint(0)
+			e.str("")
+			e.uint(0)
+			e.int(0)
+			e.arrayLen(MaxBatchOps)
+			_, err := DecodeEntry(buf.Bytes())
+			return err
+		}},
+	}
+	for _, in := range inputs {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		err := in.decode()
+		runtime.ReadMemStats(&after)
+		wantCodecCorrupt(t, in.name, err)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<10 {
+			t.Errorf("%s: decoding a few bytes allocated %d bytes", in.name, grew)
+		}
+	}
 }
