@@ -220,6 +220,9 @@ func (v *Verdict) String() string {
 
 // Checker names, as they appear in Result.Name.
 const (
+	// NameHistory is the only check of a run whose history is malformed
+	// (history.History.Validate fails); it reports StatusUnknown.
+	NameHistory       = "history"
 	NameLinearizable  = "linearizable"
 	NameLocks         = "locks"
 	NameCounterBounds = "counter-bounds"
@@ -229,7 +232,8 @@ const (
 
 // Run applies every checker to in and combines their results. It returns
 // when all have finished, or soon after ctx ends (unfinished checks then
-// report StatusUnknown).
+// report StatusUnknown). A malformed history is not judged: the verdict is
+// StatusUnknown with a single NameHistory check saying why.
 func Run(ctx context.Context, in Input, opts Options) *Verdict {
 	opts = opts.withDefaults()
 	start := time.Now()
@@ -238,6 +242,13 @@ func Run(ctx context.Context, in Input, opts Options) *Verdict {
 		h = &history.History{}
 	}
 	v := &Verdict{Summary: Summarize(h)}
+	if err := h.Validate(); err != nil {
+		v.Status = StatusUnknown
+		v.Checks = []Result{{Name: NameHistory, Status: StatusUnknown, Detail: "malformed history: " + err.Error()}}
+		v.Elapsed = time.Since(start)
+		opts.Logger.Warn("history rejected", "err", err)
+		return v
+	}
 	v.Checks = append(v.Checks,
 		Linearizable(ctx, h, in.FinalReads, in.Initial, opts),
 		Locks(ctx, h, opts),

@@ -125,6 +125,10 @@ func TestCounterBounds(t *testing.T) {
 			get(2, "c", 8, 9, 1),
 		), nil, StatusValid},
 		{"initial value", hist(get(0, "c", 0, 1, 100)), map[string]int64{"c": 100}, StatusValid},
+		{"instance-aware counter is skipped", hist(
+			func() history.Op { op := add(0, "c", 1, 0, 1, 1); op.In.Instance = "i1"; return op }(),
+			get(1, "c", 2, 3, 77),
+		), nil, StatusSkipped},
 		{"bounds near the int64 limits", hist(
 			add(0, "c", math.MaxInt64, 0, 1, math.MaxInt64),
 			info(add(1, "c", math.MaxInt64, 2, 3, 0)),
@@ -283,6 +287,11 @@ func TestRun(t *testing.T) {
 
 	if v := Run(context.Background(), Input{}, Options{}); v.Status != StatusSkipped || v.Check("nope") != nil {
 		t.Fatalf("empty run: %s", v.String())
+	}
+
+	malformed := hist(add(0, "c", 1, 10, 5, 1)) // returns before its call
+	if v := Run(context.Background(), Input{History: malformed}, Options{}); v.Status != StatusUnknown || v.Check(NameHistory) == nil {
+		t.Fatalf("malformed history: %s", v.String())
 	}
 }
 

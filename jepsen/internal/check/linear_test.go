@@ -100,6 +100,11 @@ func TestLinearizableCounters(t *testing.T) {
 			get(3, "b", 2, 3, 1),
 		), nil, nil, StatusValid},
 
+		{"instance-aware counter is not modelled", hist(
+			func() history.Op { op := add(0, "c", 1, 0, 1, 1); op.In.Instance = "i1"; return op }(),
+			get(1, "c", 2, 3, 77),
+		), nil, nil, StatusSkipped},
+
 		// violations
 		{"stale read after completed write", hist(
 			set(0, "c", 1, 0, 1, 0),

@@ -70,10 +70,26 @@ const (
 	LockGet Kind = "lock_get"
 )
 
+// Instance kinds (instance-aware counters). Checkers record and count them
+// but do not model them: counters that see instance operations are skipped
+// by the linearizability and bounds checks.
+const (
+	// InstanceCreate registers an instance (POST /v1/instances) with
+	// Input.TTLMillis; Output.Instance is its id. Key may be empty.
+	InstanceCreate Kind = "instance_create"
+	// InstanceKeepAlive renews instance Key
+	// (POST /v1/instances/{id}/keepalive).
+	InstanceKeepAlive Kind = "instance_keepalive"
+	// InstanceDelete ends instance Key (DELETE /v1/instances/{id}); its
+	// contributions leave every counter.
+	InstanceDelete Kind = "instance_delete"
+)
+
 // Valid reports whether k is one of the kinds above.
 func (k Kind) Valid() bool {
 	switch k {
-	case Add, Set, CAS, Delete, Get, Acquire, Release, KeepAlive, LockGet:
+	case Add, Set, CAS, Delete, Get, Acquire, Release, KeepAlive, LockGet,
+		InstanceCreate, InstanceKeepAlive, InstanceDelete:
 		return true
 	}
 	return false
@@ -179,10 +195,15 @@ type Output struct {
 	Swapped bool `json:"swapped,omitempty"`
 	// Token is the fencing token an Acquire got, or the one a LockGet saw.
 	Token uint64 `json:"token,omitempty"`
-	// Held and Holder are what a LockGet saw (Holder also comes with
+	// Holder and Held are what a LockGet saw (Holder also comes with
 	// CodeLockHeld).
 	Held   bool   `json:"held,omitempty"`
 	Holder string `json:"holder,omitempty"`
+	// Instance is the id an InstanceCreate got.
+	Instance string `json:"instance,omitempty"`
+	// InstanceValue is the calling instance's slice of a counter, for
+	// counter ops made with Input.Instance.
+	InstanceValue int64 `json:"instance_value,omitempty"`
 }
 
 // Op is one request the harness made.
@@ -216,7 +237,7 @@ func (op *Op) Validate() error {
 		return fmt.Errorf("%w: op %d: unknown kind %q", ErrInvalid, op.Index, op.Kind)
 	case !op.Outcome.Valid():
 		return fmt.Errorf("%w: op %d: unknown outcome %q", ErrInvalid, op.Index, op.Outcome)
-	case op.Key == "":
+	case op.Key == "" && op.Kind != InstanceCreate:
 		return fmt.Errorf("%w: op %d: empty key", ErrInvalid, op.Index)
 	case op.Return < op.Call:
 		return fmt.Errorf("%w: op %d: returns at %d before its call at %d", ErrInvalid, op.Index, op.Return, op.Call)
@@ -238,7 +259,7 @@ func (op *Op) Applied() bool {
 		return false
 	}
 	switch op.Kind {
-	case Add, Set, Delete, Acquire, Release, KeepAlive:
+	case Add, Set, Delete, Acquire, Release, KeepAlive, InstanceCreate, InstanceKeepAlive, InstanceDelete:
 		return true
 	case CAS:
 		return op.Out.Swapped
@@ -267,6 +288,9 @@ func (op *Op) String() string {
 		s += fmt.Sprintf(", %q", in.Holder)
 	case Release, KeepAlive:
 		s += fmt.Sprintf(", token %d", in.Token)
+	}
+	if in.Instance != "" {
+		s += fmt.Sprintf(", instance %q", in.Instance)
 	}
 	if in.Fence != nil {
 		s += fmt.Sprintf(", fence %q/%d", in.Fence.Lock, in.Fence.Token)
@@ -305,6 +329,8 @@ func (o *Output) describe(k Kind) string {
 		return fmt.Sprintf("not swapped, %d", o.Value)
 	case Acquire:
 		return fmt.Sprintf("token %d", o.Token)
+	case InstanceCreate:
+		return fmt.Sprintf("instance %q", o.Instance)
 	case LockGet:
 		if !o.Held {
 			return "free"

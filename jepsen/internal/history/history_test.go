@@ -32,6 +32,11 @@ func sampleHistory() *History {
 				Out: Output{Held: true, Holder: "w1", Token: 10}},
 			{Index: 8, Process: 4, Node: "n3", Kind: Delete, Key: "c\n\"odd\" ключ", Call: 75, Return: 76, Outcome: Ok,
 				Out: Output{Previous: -9223372036854775808}},
+			{Index: 9, Process: 5, Node: "n1", Kind: InstanceCreate, Call: 77, Return: 78, Outcome: Ok,
+				In: Input{TTLMillis: 30000}, Out: Output{Instance: "i-1"}},
+			{Index: 10, Process: 5, Node: "n1", Kind: Add, Key: "c", Call: 79, Return: 80, Outcome: Ok,
+				In: Input{Delta: 2, Instance: "i-1"}, Out: Output{Value: 2, InstanceValue: 2}},
+			{Index: 11, Process: 5, Node: "n2", Kind: InstanceDelete, Key: "i-1", Call: 81, Return: 82, Outcome: Info, Reason: "reset"},
 		},
 		Faults: []FaultWindow{
 			{Start: 15, End: 55, Description: "partition {n1} | {n2 n3}", Nodes: []string{"n1"}},
