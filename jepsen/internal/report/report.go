@@ -34,11 +34,21 @@ const (
 	maxKeyFileName = 64
 )
 
-// Options tune Write. The zero value writes everything.
+// DefaultMaxVisualizeOps is the default Options.MaxVisualizeOps.
+const DefaultMaxVisualizeOps = 10000
+
+// Options tune Write. The zero value writes every visualisation of up to
+// DefaultMaxVisualizeOps operations.
 type Options struct {
 	// OnlyFailures limits visualisations to partitions that are invalid or
 	// unknown (visualisations of long valid histories can be large).
 	OnlyFailures bool
+	// MaxVisualizeOps skips the visualisation of partitions with more
+	// operations than this: porcupine's page replays every partial
+	// linearization, which for a long invalid history costs memory
+	// quadratic in its length. Default DefaultMaxVisualizeOps; negative
+	// means no limit.
+	MaxVisualizeOps int
 }
 
 // Visualization names the visualisation of one partition.
@@ -46,8 +56,10 @@ type Visualization struct {
 	Model  string       `json:"model"`
 	Key    string       `json:"key"`
 	Status check.Status `json:"status"`
-	// File is relative to the run directory.
-	File string `json:"file"`
+	// File is relative to the run directory; empty when the partition was
+	// too long to visualise (see Note).
+	File string `json:"file,omitempty"`
+	Note string `json:"note,omitempty"`
 }
 
 // Results is the content of results.json.
@@ -101,6 +113,11 @@ func Write(ctx context.Context, dir string, in check.Input, v *check.Verdict, op
 			if p.Status == check.StatusSkipped || (opts.OnlyFailures && p.Status == check.StatusValid) {
 				continue
 			}
+			if limit := opts.maxOps(); limit >= 0 && p.Ops > limit {
+				res.Visualizations = append(res.Visualizations, Visualization{Model: p.Model, Key: p.Key, Status: p.Status,
+					Note: fmt.Sprintf("not visualised: %d operations, limit %d", p.Ops, limit)})
+				continue
+			}
 			name := filepath.Join(VisualizeDir, fmt.Sprintf("%s-%03d-%s.html", p.Model, i, safeName(p.Key)))
 			if err := writeVisualization(filepath.Join(dir, name), p, h.Faults); err != nil {
 				return "", fmt.Errorf("report: visualising %s %q: %w", p.Model, p.Key, err)
@@ -120,6 +137,16 @@ func Write(ctx context.Context, dir string, in check.Input, v *check.Verdict, op
 		return "", err
 	}
 	return line, nil
+}
+
+func (o Options) maxOps() int {
+	switch {
+	case o.MaxVisualizeOps == 0:
+		return DefaultMaxVisualizeOps
+	case o.MaxVisualizeOps < 0:
+		return -1
+	}
+	return o.MaxVisualizeOps
 }
 
 // ReadResults reads a run directory's results.json.

@@ -108,6 +108,36 @@ func TestWrite(t *testing.T) {
 	}
 }
 
+func TestWriteSkipsLongVisualizations(t *testing.T) {
+	in := testInput()
+	v := check.Run(context.Background(), in, check.Options{})
+	dir := t.TempDir()
+	if _, err := Write(context.Background(), dir, in, v, Options{MaxVisualizeOps: 1}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ReadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	for _, vis := range res.Visualizations {
+		switch vis.Key {
+		case "L": // one operation
+			if vis.File == "" {
+				t.Fatalf("short partition not visualised: %+v", vis)
+			}
+			files++
+		default: // two or three operations
+			if vis.File != "" || !strings.Contains(vis.Note, "limit 1") {
+				t.Fatalf("long partition visualised: %+v", vis)
+			}
+		}
+	}
+	if files != 1 {
+		t.Fatalf("%d files", files)
+	}
+}
+
 func TestWriteCancelled(t *testing.T) {
 	in := testInput()
 	v := check.Run(context.Background(), in, check.Options{})
