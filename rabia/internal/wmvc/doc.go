@@ -13,9 +13,10 @@
 //
 // There are n replicas, f = (n-1)/2 of which may crash, and each slot is an
 // independent instance. Every round waits for messages from exactly n-f
-// distinct senders (its own included) and is evaluated once, on the first
-// n-f counted; a sender counts once per (slot, phase, round), whatever it
-// repeats. With maj = n/2+1 (and note n-f == maj for every n):
+// distinct senders (its own message counts like any other, in arrival
+// order, after messages buffered before it entered the round) and is
+// evaluated once, on the first n-f counted; a sender counts once per
+// (slot, phase, round), whatever it repeats. With maj = n/2+1 (and note n-f == maj for every n):
 //
 //	proposal round: broadcast the proposal (a Value, or null).
 //	                On n-f proposals: state = 1 if some non-null value was
