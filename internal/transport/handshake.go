@@ -46,7 +46,7 @@ const MaxNodeIDLen = 255
 const (
 	statusOK          byte = 0 // accepted
 	statusUnknownKind byte = 1 // no listener for the kind
-	statusRefused     byte = 2 // refused by fault injection or shutdown
+	statusBlocked     byte = 2 // refused by fault injection
 )
 
 // Sentinel errors of the package; test for them with errors.Is.
@@ -55,7 +55,8 @@ var (
 	// oversized node id, or a truncated message.
 	ErrBadHandshake = errors.New("transport: bad handshake")
 	// ErrRefused reports a peer that refused the connection's handshake: it
-	// has no listener for the kind, or it is shutting down or blocking us.
+	// has no listener for the kind, or its fault injection blocks us (the
+	// error then wraps ErrPartitioned too).
 	ErrRefused = errors.New("transport: connection refused by peer")
 	// ErrPartitioned reports traffic blocked by fault injection (Faults).
 	ErrPartitioned = errors.New("transport: peer blocked by fault injection")

@@ -214,6 +214,7 @@ func (m *Mux) Dial(ctx context.Context, addr string, kind byte) (*Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
 	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)() // Close interrupts a dial
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -269,6 +270,8 @@ func (m *Mux) clientHandshake(ctx context.Context, raw net.Conn, addr string, ki
 	case statusOK:
 	case statusUnknownKind:
 		return nil, "", fmt.Errorf("%w: kind %d not served by %s", ErrRefused, kind, peer)
+	case statusBlocked:
+		return nil, "", fmt.Errorf("%w: %w: %s blocks this node", ErrRefused, ErrPartitioned, peer)
 	default:
 		return nil, "", fmt.Errorf("%w: by %s (status %d)", ErrRefused, peer, status)
 	}
@@ -403,7 +406,7 @@ func (m *Mux) serveHandshake(raw net.Conn) {
 		return
 	}
 	if m.faults.blocked(peer) {
-		refuse(statusRefused, "peer blocked by fault injection")
+		refuse(statusBlocked, "peer blocked by fault injection")
 		return
 	}
 	if _, err := conn.Write(appendHandshake(nil, statusOK, m.cfg.NodeID)); err != nil {

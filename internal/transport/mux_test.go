@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -170,12 +171,14 @@ func TestDialCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	var dialsAccepted atomic.Int32
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			dialsAccepted.Add(1)
 			defer c.Close()
 		}
 	}()
@@ -183,6 +186,28 @@ func TestDialCancelled(t *testing.T) {
 	defer cancel()
 	if _, err := a.Dial(ctx, ln.Addr().String(), KindRPC); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Dial to a mute peer: %v, want DeadlineExceeded", err)
+	}
+	// Closing the mux interrupts a dial in progress.
+	b := newTestMux(t, "b", Config{DialTimeout: time.Minute})
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Dial(context.Background(), ln.Addr().String(), KindRPC)
+		done <- err
+	}()
+	waitFor(t, "dial in progress", func() bool {
+		// The mute listener accepted it: the dial is waiting for a reply.
+		return len(done) == 0 && dialsAccepted.Load() >= 2
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Dial succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not interrupt Dial")
 	}
 }
 
