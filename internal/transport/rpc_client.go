@@ -88,8 +88,9 @@ func (c *RPCClient) Call(ctx context.Context, addr string, method uint8, req []b
 	return cc.call(ctx, method, req)
 }
 
-// Close closes every connection of the client; calls in flight fail with
-// ErrConnLost and later calls with ErrNotSent.
+// Close closes every connection of the client. Calls in flight fail with
+// ErrConnLost (or ErrNotSent if their request was not written yet), and
+// later calls with ErrNotSent.
 func (c *RPCClient) Close() error {
 	c.mu.Lock()
 	c.closed = true
