@@ -14,6 +14,27 @@
 //   - Info: the outcome is unknown (HTTP 504, a client timeout, a reset
 //     connection); the request may or may not have taken effect.
 //
+// Mapping HTTP answers (see API.md) onto an Op:
+//
+//	200                          Ok, Output filled from the response body
+//	409 overflow, underflow,     Ok, Output.Error = the code (CodeOverflow, ...);
+//	    out_of_range, lock_held,     Output.Holder for lock_held
+//	    stale_token, lease_expired
+//	200 cas with swapped false   Ok, Output.Swapped false, Output.Value current
+//	503 unavailable              Fail
+//	504 indeterminate, client    Info, Reason says which
+//	    timeout, connection reset
+//	    or closed after sending
+//	400, 404                     Ok with Output.Error = the code: the checkers
+//	                             treat such refusals as changing nothing
+//
+// A connection refused before the request was sent is a Fail (nothing can
+// have been applied). Wall-clock deadlines belong to the client: the op's
+// Return is when it gave up.
+//
+// Process ids only label ops (porcupine draws one row per process); a
+// process may go on after an Info op.
+//
 // A history is stored as JSON lines (Encoder, Decoder, ReadFile, WriteFile):
 // one {"op": {...}} or {"fault": {...}} object per line, ops in index order.
 package history
@@ -142,6 +163,8 @@ const (
 	CodeStaleToken   = "stale_token"
 	CodeLeaseExpired = "lease_expired"
 	CodeNotFound     = "not_found"
+	// CodeInvalidArgument (400) means the harness sent a malformed request.
+	CodeInvalidArgument = "invalid_argument"
 )
 
 // Fence guards a counter write: the cluster refuses it with CodeStaleToken
