@@ -333,3 +333,16 @@ func (r *Recorder) Count(substr string) int {
 	}
 	return n
 }
+
+// Production gives nodes the default timeouts and a durable log, and
+// turns fault injection off, for benchmarks that should measure what a
+// deployment would see.
+func Production() Option {
+	return func(_ int, c *abacus.Config) {
+		d := abacus.DefaultConfig()
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+		c.ReadLease, c.DriftMargin, c.RetryBackoff = d.ReadLease, d.DriftMargin, d.RetryBackoff
+		c.Faults = false
+		c.NoSync = false
+	}
+}
