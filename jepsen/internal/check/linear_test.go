@@ -385,3 +385,23 @@ func TestLinearizableExplainsViolation(t *testing.T) {
 		t.Fatalf("violation %q does not name the stale read", res.Violations[0].Message)
 	}
 }
+
+func TestModelsTolerateMissingOutputs(t *testing.T) {
+	kinds := []history.Kind{history.Add, history.Set, history.CAS, history.Delete, history.Get,
+		history.Acquire, history.Release, history.KeepAlive, history.LockGet}
+	counter, lock := CounterModel(nil), LockModel(true)
+	for _, k := range kinds {
+		op := &history.Op{Kind: k, Key: "k", Outcome: history.Ok}
+		ev := &Event{Op: op, Partition: "k"}
+		if k.IsCounter() {
+			if ok, _ := counter.Step(counter.Init(), ev, nil); !ok {
+				t.Errorf("counter %s without output refused", k)
+			}
+		} else if ok, _ := lock.Step(lock.Init(), ev, nil); !ok {
+			t.Errorf("lock %s without output refused", k)
+		}
+		if d := describeOperation(ev, nil); !strings.HasSuffix(d, "→ ?") {
+			t.Errorf("description %q", d)
+		}
+	}
+}

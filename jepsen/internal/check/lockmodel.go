@@ -76,9 +76,12 @@ func LockStep(s LockState, ev *Event, out *history.Output, mayExpire bool) []Loc
 // without a lease expiring.
 func lockStep(s LockState, ev *Event, out *history.Output, next []LockState) []LockState {
 	op := ev.Op
+	unknown := ev.Unknown || out == nil
 	switch {
+	case unknown && op.Kind != history.Acquire && op.Kind != history.Release:
+		return append(next, s) // keep-alives, reads and fenced writes: no effect on the lock
 	case op.Kind == history.Acquire:
-		if ev.Unknown {
+		if unknown {
 			next = append(next, s)
 			if !s.Held {
 				next = append(next, LockState{Held: true, Last: s.Last})
@@ -107,7 +110,7 @@ func lockStep(s LockState, ev *Event, out *history.Output, next []LockState) []L
 
 	case op.Kind == history.Release:
 		t := op.In.Token
-		if ev.Unknown {
+		if unknown {
 			next = append(next, s)
 			if s.holds(t) {
 				next = append(next, LockState{Last: max(s.Last, t)})

@@ -82,11 +82,15 @@ func modelledRefusal(code string) bool {
 func CounterStep(s CounterState, ev *Event, out *history.Output) (bool, CounterState) {
 	op := ev.Op
 	in := &op.In
-	if !ev.Unknown && out.Error != "" && !modelledRefusal(out.Error) {
+	unknown := ev.Unknown || out == nil
+	if !unknown && out.Error != "" && !modelledRefusal(out.Error) {
 		return true, s // refused outside this model (e.g. stale fence): nothing changed
 	}
 	switch op.Kind {
 	case history.Get:
+		if unknown {
+			return true, s
+		}
 		return out.Value == s.Value && out.Exists == s.Exists, s
 	case history.Add:
 		total, code := addResult(s.Value, in)
@@ -94,7 +98,7 @@ func CounterStep(s CounterState, ev *Event, out *history.Output) (bool, CounterS
 		if code == "" {
 			next = CounterState{Value: total, Exists: true}
 		}
-		if ev.Unknown {
+		if unknown {
 			return true, next
 		}
 		if out.Error != "" || code != "" {
@@ -103,7 +107,7 @@ func CounterStep(s CounterState, ev *Event, out *history.Output) (bool, CounterS
 		return out.Value == total, next
 	case history.Set:
 		next := CounterState{Value: in.Value, Exists: true}
-		if ev.Unknown {
+		if unknown {
 			return true, next
 		}
 		return out.Error == "" && out.Previous == s.Value, next
@@ -113,7 +117,7 @@ func CounterStep(s CounterState, ev *Event, out *history.Output) (bool, CounterS
 		if swap {
 			next = CounterState{Value: in.New, Exists: true}
 		}
-		if ev.Unknown {
+		if unknown {
 			return true, next
 		}
 		if out.Error != "" || out.Swapped != swap {
@@ -125,7 +129,7 @@ func CounterStep(s CounterState, ev *Event, out *history.Output) (bool, CounterS
 		return true, next
 	case history.Delete:
 		next := CounterState{}
-		if ev.Unknown {
+		if unknown {
 			return true, next
 		}
 		return out.Error == "" && out.Previous == s.Value, next
@@ -160,7 +164,7 @@ func CounterModel(initial map[string]int64) porcupine.Model {
 			switch {
 			case !ok:
 				return nil
-			case ev.Unknown && next != s:
+			case (ev.Unknown || out == nil) && next != s:
 				return []any{s, next} // it may not have taken effect
 			}
 			return []any{next}
@@ -253,10 +257,10 @@ func describeOperation(input, output any) string {
 			call += " on " + op.Key
 		}
 	}
-	if ev.Unknown {
+	out, _ := output.(*history.Output)
+	if ev.Unknown || out == nil {
 		return call + " → ?"
 	}
-	out := output.(*history.Output)
 	var res string
 	switch {
 	case out.Error != "":
