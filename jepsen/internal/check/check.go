@@ -19,6 +19,9 @@
 //     every acknowledged add.
 //   - Convergence: after healing, every node reports the same state hash
 //     and the same final values.
+//   - ExactlyOnce: retries of one idempotent request (same Idempotency-Key)
+//     all got the same answer. Before the other checks, Run merges such
+//     retries into one op (MergeRetries).
 //
 // A check that cannot decide (porcupine timed out, the context ended)
 // reports StatusUnknown, never StatusValid.
@@ -196,7 +199,7 @@ func (v *Verdict) Check(name string) *Result {
 
 // String returns the verdict in one line, for example
 //
-//	INVALID: linearizable=invalid locks=valid bounds=valid lost-writes=valid convergence=skipped | 1200 ops (1100 ok, 60 fail, 40 info), longest gap without a write 2.3s
+//	INVALID: linearizable=invalid locks=valid counter-bounds=valid lost-writes=valid convergence=skipped exactly-once=skipped | 1200 ops (1100 ok, 60 fail, 40 info), longest gap without a write 2.3s
 func (v *Verdict) String() string {
 	var b strings.Builder
 	switch v.Status {
@@ -228,6 +231,7 @@ const (
 	NameCounterBounds = "counter-bounds"
 	NameLostWrites    = "lost-writes"
 	NameConvergence   = "convergence"
+	NameExactlyOnce   = "exactly-once"
 )
 
 // Run applies every checker to in and combines their results. It returns
@@ -249,12 +253,14 @@ func Run(ctx context.Context, in Input, opts Options) *Verdict {
 		opts.Logger.Warn("history rejected", "err", err)
 		return v
 	}
+	merged, _ := MergeRetries(h) // ExactlyOnce reports the disagreements
 	v.Checks = append(v.Checks,
-		Linearizable(ctx, h, in.FinalReads, in.Initial, opts),
-		Locks(ctx, h, opts),
-		CounterBounds(ctx, h, in.Initial, opts),
-		LostWrites(ctx, h, in.FinalReads, in.Initial, opts),
+		Linearizable(ctx, merged, in.FinalReads, in.Initial, opts),
+		Locks(ctx, merged, opts),
+		CounterBounds(ctx, merged, in.Initial, opts),
+		LostWrites(ctx, merged, in.FinalReads, in.Initial, opts),
 		Convergence(ctx, in.NodeStates, in.FinalReads, opts),
+		ExactlyOnce(ctx, h, opts),
 	)
 	v.Status = StatusSkipped
 	for _, c := range v.Checks {

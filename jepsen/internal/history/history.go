@@ -200,6 +200,10 @@ type Input struct {
 	TTLMillis int64  `json:"ttl_ms,omitempty"`
 	// Token is the fencing token a Release or KeepAlive presents.
 	Token uint64 `json:"token,omitempty"`
+	// IdempotencyKey is the Idempotency-Key header of a write. Attempts of
+	// one request (a retry after Fail or Info) share it; the checkers merge
+	// them into one operation (see check.MergeRetries).
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // Output is what came back for an Ok op. Which fields matter depends on Kind.
