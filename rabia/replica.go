@@ -1,0 +1,792 @@
+package rabia
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/abacuskit/abacus"
+	"github.com/abacuskit/abacus/internal/transport"
+	"github.com/abacuskit/abacus/rabia/internal/wmvc"
+)
+
+// Internal bounds.
+const (
+	// maxBatchBytes bounds a batch's estimated encoded size.
+	maxBatchBytes = 1 << 20
+	// maxQueued bounds the batches queued from peers.
+	maxQueued = 1 << 16
+	// engineRetain is how many applied slots the engine keeps, so that
+	// stragglers are answered from memory rather than from the log.
+	engineRetain = 256
+	// decidedMemory is how many slots a decided batch id is remembered, so
+	// that a late copy of it is not proposed again.
+	decidedMemory = 1 << 16
+	// inboxLen is the loop's input buffer.
+	inboxLen = 8192
+)
+
+// replica is the Rabia path: a Replicator that orders batches by running
+// Weak-MVC for each slot among all members, with no leader.
+//
+// Goroutines: the batcher turns proposals into batches and disseminates
+// them; the loop owns the consensus engine and the batch queue; the applier
+// persists decisions, applies them in slot order and answers callers; the
+// RPC server answers catch-up requests; a fetcher runs while this replica
+// catches up from a peer.
+type replica struct {
+	cfg     abacus.Config
+	opts    Options
+	log     *slog.Logger
+	clock   abacus.Clock
+	fsm     *abacus.FSM
+	metrics *abacus.Metrics
+
+	self    int
+	members []abacus.Member // sorted by id; index = replica index
+	byID    map[string]int
+
+	store  *storage
+	msgr   *transport.Messenger
+	rpc    *transport.RPCClient
+	rpcSrv *transport.RPCServer
+	engine *wmvc.Engine // owned by the loop
+
+	submit  chan *pending
+	inbox   chan inbound
+	own     chan *wmvc.Value
+	credits chan struct{}
+
+	applyMu   sync.Mutex
+	applyQ    []decided
+	restoreQ  []byte // a snapshot file received from a peer
+	applyWake chan struct{}
+	appliedCh chan struct{}
+	restored  atomic.Bool
+
+	waitMu  sync.Mutex
+	waiting map[string]*ownBatch
+
+	applied  atomic.Uint64 // slots applied: the first unapplied slot
+	fetching atomic.Bool
+	ticking  atomic.Bool
+	closed   atomic.Bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// Loop state.
+	q           *batchQueue
+	open        map[uint64]*wmvc.Value // undecided slots this replica proposed in
+	next        uint64                 // next slot this replica may start
+	hwm         uint64                 // persisted: proposed in no slot above it
+	hasHWM      bool
+	decidedIDs  map[string]uint64
+	joins       []uint64 // slots peers started, to propose in
+	peerApplied []uint64
+	lastApplied uint64
+	stuckTicks  int
+}
+
+// pending is one proposal waiting for its batch to apply.
+type pending struct {
+	p     abacus.Proposal
+	ch    chan outcome
+	state atomic.Int32 // pendQueued, pendTaken or pendCancelled
+}
+
+const (
+	pendQueued int32 = iota
+	pendTaken
+	pendCancelled
+)
+
+type outcome struct {
+	res abacus.Result
+	err error
+}
+
+// ownBatch is a batch this replica made, waiting to be applied.
+type ownBatch struct {
+	v     *wmvc.Value
+	pend  []*pending
+	start time.Time
+}
+
+type inboundKind uint8
+
+const (
+	inConsensus inboundKind = iota
+	inBatch
+	inStatus
+	inFetched
+)
+
+type inbound struct {
+	kind    inboundKind
+	from    int
+	msg     wmvc.Message
+	v       *wmvc.Value
+	applied uint64
+	d       decided
+}
+
+func open(env *abacus.Env, opts Options) (*replica, error) {
+	cfg := env.Config
+	opts = opts.withDefaults(&cfg)
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Join {
+		return nil, fmt.Errorf("%w: rabia has fixed membership: give every node the same Peers", abacus.ErrInvalidArgument)
+	}
+	members := slices.Clone(cfg.Peers)
+	slices.SortFunc(members, func(a, b abacus.Member) int { return strings.Compare(a.ID, b.ID) })
+	if len(members) > wmvc.MaxReplicas {
+		return nil, fmt.Errorf("%w: rabia supports at most %d members", abacus.ErrInvalidArgument, wmvc.MaxReplicas)
+	}
+	r := &replica{
+		cfg: cfg, opts: opts, log: env.Logger, clock: cfg.Clock, fsm: env.FSM, metrics: env.Metrics,
+		members:    members,
+		byID:       map[string]int{},
+		submit:     make(chan *pending, 4*opts.MaxBatch),
+		inbox:      make(chan inbound, inboxLen),
+		own:        make(chan *wmvc.Value, opts.MaxOutstanding),
+		credits:    make(chan struct{}, opts.MaxOutstanding),
+		applyWake:  make(chan struct{}, 1),
+		appliedCh:  make(chan struct{}, 1),
+		waiting:    map[string]*ownBatch{},
+		q:          newBatchQueue(),
+		open:       map[uint64]*wmvc.Value{},
+		decidedIDs: map[string]uint64{},
+	}
+	r.self = -1
+	for i, m := range members {
+		r.byID[m.ID] = i
+		if m.ID == cfg.ID {
+			r.self = i
+		}
+	}
+	if r.self < 0 {
+		return nil, fmt.Errorf("%w: Peers must include this node", abacus.ErrInvalidArgument)
+	}
+	r.peerApplied = make([]uint64, len(members))
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+
+	store, recs, err := openStorage(filepath.Join(cfg.Dir, "rabia"), cfg.NoSync)
+	if err != nil {
+		return nil, fmt.Errorf("rabia: storage: %w", err)
+	}
+	r.store = store
+	if err := r.recover(recs); err != nil {
+		store.Close()
+		return nil, err
+	}
+	r.msgr = env.Mux.Messenger(r.receive, transport.MessengerConfig{QueueLen: 4096})
+	r.rpc = transport.NewRPCClient(env.Mux, 0)
+	r.rpcSrv = transport.NewRPCServer(env.Mux.Listener(transport.KindRPC), r.serveRPC)
+	r.goroutine(func() { _ = r.rpcSrv.Serve(r.ctx) })
+	r.goroutine(r.batcher)
+	r.goroutine(r.loop)
+	r.goroutine(r.applier)
+	return r, nil
+}
+
+// recover rebuilds the state machine from the snapshot and the log, and
+// starts the engine above what was applied, learning (not voting in) every
+// slot this replica may have voted in before it stopped.
+func (r *replica) recover(recs []decided) error {
+	slots, _, err := r.store.LoadSnapshot(r.fsm)
+	if err != nil {
+		return fmt.Errorf("rabia: snapshot: %w", err)
+	}
+	later := map[uint64]*wmvc.Value{}
+	for _, d := range recs {
+		if d.slot >= slots {
+			later[d.slot] = d.v
+		}
+	}
+	applied := slots
+	for {
+		v, ok := later[applied]
+		if !ok {
+			break
+		}
+		delete(later, applied)
+		r.applyOne(applied, v)
+		applied++
+	}
+	r.applied.Store(applied)
+	r.lastApplied = applied
+	r.engine, err = wmvc.NewEngine(wmvc.Config{
+		ID: r.self, N: len(r.members), Secret: r.opts.Secret, Floor: applied,
+		MaxPayload: wmvc.DefaultMaxPayload, Logger: r.log,
+	})
+	if err != nil {
+		return fmt.Errorf("rabia: %w", err)
+	}
+	hwm, ok, err := r.store.LoadMark()
+	if err != nil {
+		return fmt.Errorf("rabia: %w", err)
+	}
+	r.hwm, r.hasHWM = hwm, ok
+	r.next = applied
+	// Decisions logged beyond a gap: the applier applies them once the gap
+	// fills; the engine learns them so that it never votes there.
+	var pend []decided
+	other := (r.self + 1) % len(r.members)
+	for slot, v := range later {
+		pend = append(pend, decided{slot: slot, v: v})
+		r.next = max(r.next, slot+1)
+		if other != r.self && r.inWindow(slot) {
+			_ = r.engine.Step(other, wmvc.DecisionMessage(slot, v))
+		}
+	}
+	if ok && hwm >= applied {
+		for s := applied; s <= hwm && r.inWindow(s); s++ {
+			if err := r.engine.Learn(s); err != nil {
+				return fmt.Errorf("rabia: learn slot %d: %w", s, err)
+			}
+		}
+		r.next = max(r.next, hwm+1)
+	}
+	r.applyQ = append(r.applyQ, pend...)
+	return nil
+}
+
+func (r *replica) inWindow(slot uint64) bool {
+	f := r.engine.Floor()
+	return slot >= f && slot-f < wmvc.DefaultSlotWindow
+}
+
+func (r *replica) goroutine(fn func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn()
+	}()
+}
+
+// Close implements abacus.Replicator.
+func (r *replica) Close() error {
+	if !r.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	r.cancel()
+	r.msgr.Close()
+	r.rpc.Close()
+	r.wg.Wait()
+	r.waitMu.Lock()
+	for id, ob := range r.waiting {
+		for _, pd := range ob.pend {
+			pd.ch <- outcome{err: fmt.Errorf("%w: %w", abacus.ErrIndeterminate, abacus.ErrClosed)}
+		}
+		delete(r.waiting, id)
+	}
+	r.waitMu.Unlock()
+	return r.store.Close()
+}
+
+// Propose implements abacus.Replicator.
+func (r *replica) Propose(ctx context.Context, p abacus.Proposal) (abacus.Result, error) {
+	if r.closed.Load() {
+		return abacus.Result{}, abacus.ErrClosed
+	}
+	pd := &pending{p: p, ch: make(chan outcome, 1)}
+	select {
+	case r.submit <- pd:
+	case <-ctx.Done():
+		return abacus.Result{}, fmt.Errorf("%w: %w", abacus.ErrUnavailable, ctx.Err())
+	case <-r.ctx.Done():
+		return abacus.Result{}, abacus.ErrClosed
+	}
+	var cause error
+	select {
+	case o := <-pd.ch:
+		return o.res, o.err
+	case <-ctx.Done():
+		cause = ctx.Err()
+	case <-r.ctx.Done():
+		cause = abacus.ErrClosed
+	}
+	if pd.state.CompareAndSwap(pendQueued, pendCancelled) {
+		// Never batched, so never disseminated.
+		return abacus.Result{}, fmt.Errorf("%w: %w", abacus.ErrUnavailable, cause)
+	}
+	// Disseminated: any replica may still order it.
+	return abacus.Result{}, fmt.Errorf("%w: %w", abacus.ErrIndeterminate, cause)
+}
+
+// Read implements abacus.Replicator: the read goes through the log like a
+// write, so its result reflects every write ordered before it.
+func (r *replica) Read(ctx context.Context, cmd abacus.Command) (abacus.Result, error) {
+	if !cmd.Op.ReadOnly() {
+		return abacus.Result{}, fmt.Errorf("%w: %s is not a read", abacus.ErrInvalidArgument, cmd.Op)
+	}
+	res, err := r.Propose(ctx, abacus.Proposal{Cmd: cmd})
+	if errors.Is(err, abacus.ErrIndeterminate) {
+		// A read changes nothing: an unknown outcome is just unavailable.
+		return res, fmt.Errorf("%w: %w", abacus.ErrUnavailable, err)
+	}
+	return res, err
+}
+
+// Status implements abacus.Replicator.
+func (r *replica) Status() abacus.Status {
+	st := abacus.Status{
+		ID:           r.cfg.ID,
+		Backend:      "rabia",
+		State:        "replica",
+		AppliedIndex: r.applied.Load(),
+		CommitIndex:  r.applied.Load(),
+		Members:      slices.Clone(r.members),
+	}
+	if r.closed.Load() {
+		st.State = "shutdown"
+	}
+	return st
+}
+
+// stamp returns the time for a new batch: this node's clock, never below
+// state-machine time or the previous stamp.
+func (r *replica) stamp(last int64) int64 {
+	return max(r.clock.Now().UnixNano(), r.fsm.Now(), last)
+}
+
+// batcher coalesces submitted proposals into batches, disseminates each to
+// every replica and queues it locally. It holds a credit per batch until
+// the batch applies, so while MaxOutstanding batches are out, proposals
+// gather into the next one.
+func (r *replica) batcher() {
+	var last int64
+	var seq uint64
+	// Sequence numbers must not repeat across restarts with the same
+	// stamp; the stamp already moves forward, and seq restarts from the
+	// stamp's low bits for good measure.
+	seq = uint64(r.clock.Now().UnixNano())
+	for {
+		select {
+		case r.credits <- struct{}{}:
+		case <-r.ctx.Done():
+			return
+		}
+		var batch []*pending
+		size := 0
+		take := func(pd *pending) {
+			if pd.state.CompareAndSwap(pendQueued, pendTaken) {
+				batch = append(batch, pd)
+				size += approxSize(&pd.p)
+			}
+		}
+		for len(batch) == 0 {
+			select {
+			case pd := <-r.submit:
+				take(pd)
+			case <-r.ctx.Done():
+				return
+			}
+		}
+	drain:
+		for len(batch) < r.opts.MaxBatch && size < maxBatchBytes {
+			select {
+			case pd := <-r.submit:
+				take(pd)
+			default:
+				break drain
+			}
+		}
+		t := r.stamp(last)
+		last = t
+		props := make([]abacus.Proposal, len(batch))
+		for i, pd := range batch {
+			props[i] = pd.p
+			props[i].Time = t
+		}
+		data, err := abacus.EncodeEntry(props)
+		if err != nil {
+			<-r.credits
+			for _, pd := range batch {
+				pd.ch <- outcome{err: fmt.Errorf("%w: encoding: %v", abacus.ErrInvalidArgument, err)}
+			}
+			continue
+		}
+		seq++
+		v := &wmvc.Value{ID: makeBatchID(t, r.self, seq), Payload: data}
+		r.waitMu.Lock()
+		r.waiting[string(v.ID)] = &ownBatch{v: v, pend: batch, start: time.Now()}
+		r.waitMu.Unlock()
+		frame := encodeBatchFrame(v)
+		for i, m := range r.members {
+			if i != r.self {
+				_ = r.msgr.Send(m.Addr, frame)
+			}
+		}
+		select {
+		case r.own <- v:
+		case <-r.ctx.Done():
+			return
+		}
+	}
+}
+
+func approxSize(p *abacus.Proposal) int {
+	n := 64 + len(p.Cmd.Name) + len(p.Cmd.Holder) + len(p.Cmd.FenceLock)
+	for i := range p.Cmd.Ops {
+		n += 48 + len(p.Cmd.Ops[i].Name) + len(p.Cmd.Ops[i].FenceLock)
+	}
+	return n
+}
+
+// receive is the Messenger's handler: it decodes and hands messages to the
+// loop. Messages from unknown senders and malformed ones are dropped.
+func (r *replica) receive(from string, msg []byte) {
+	idx, ok := r.byID[from]
+	if !ok || idx == r.self || len(msg) == 0 {
+		return
+	}
+	in := inbound{from: idx}
+	switch msg[0] {
+	case frameConsensus:
+		m, err := wmvc.DecodeMessage(msg[1:], wmvc.DefaultMaxPayload)
+		if err != nil {
+			r.log.Debug("rabia: malformed message", "from", from, "err", err)
+			return
+		}
+		in.kind, in.msg = inConsensus, m
+	case frameBatch:
+		v, err := decodeBatchFrame(msg[1:], wmvc.DefaultMaxPayload)
+		if err != nil {
+			r.log.Debug("rabia: malformed batch", "from", from, "err", err)
+			return
+		}
+		if p, ok := batchProposer(v.ID); !ok || p != idx {
+			r.log.Debug("rabia: batch of another proposer", "from", from)
+			return
+		}
+		in.kind, in.v = inBatch, v
+	case frameStatus:
+		a, err := decodeStatusFrame(msg[1:])
+		if err != nil {
+			return
+		}
+		in.kind, in.applied = inStatus, a
+	default:
+		return
+	}
+	select {
+	case r.inbox <- in:
+	case <-r.ctx.Done():
+	}
+}
+
+func (r *replica) broadcast(frame []byte) {
+	for i, m := range r.members {
+		if i != r.self {
+			_ = r.msgr.Send(m.Addr, frame)
+		}
+	}
+}
+
+func (r *replica) sendTo(i int, frame []byte) {
+	if i != r.self && i >= 0 && i < len(r.members) {
+		_ = r.msgr.Send(r.members[i].Addr, frame)
+	}
+}
+
+// loop owns the engine and the queue.
+func (r *replica) loop() {
+	ticker := time.NewTicker(r.opts.TickInterval)
+	defer ticker.Stop()
+	settle := time.NewTimer(time.Hour)
+	defer settle.Stop()
+	r.pump(settle)
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case in := <-r.inbox:
+			r.handle(in)
+		drain:
+			for range 512 {
+				select {
+				case in := <-r.inbox:
+					r.handle(in)
+				default:
+					break drain
+				}
+			}
+		case v := <-r.own:
+			r.enqueue(v, true)
+		case <-ticker.C:
+			r.engine.Tick()
+			r.broadcast(encodeStatusFrame(r.applied.Load()))
+			r.maybeCatchUp()
+			r.maybeTick()
+		case <-r.appliedCh:
+			r.onApplied()
+		case <-settle.C:
+		}
+		r.pump(settle)
+	}
+}
+
+func (r *replica) handle(in inbound) {
+	switch in.kind {
+	case inConsensus:
+		if err := r.engine.Step(in.from, in.msg); err != nil {
+			r.log.Debug("rabia: message refused", "from", in.from, "err", err)
+		}
+	case inBatch:
+		r.enqueue(in.v, false)
+	case inStatus:
+		r.peerApplied[in.from] = max(r.peerApplied[in.from], in.applied)
+	case inFetched:
+		if in.d.slot < r.engine.Floor() || !r.inWindow(in.d.slot) {
+			return
+		}
+		if err := r.engine.Step(in.from, wmvc.DecisionMessage(in.d.slot, in.d.v)); err != nil {
+			r.log.Debug("rabia: fetched decision refused", "slot", in.d.slot, "err", err)
+		}
+	}
+}
+
+// enqueue adds a batch to the queue unless it was decided already.
+func (r *replica) enqueue(v *wmvc.Value, own bool) {
+	id := string(v.ID)
+	if _, ok := r.decidedIDs[id]; ok {
+		return
+	}
+	if !own && r.q.Len() >= maxQueued {
+		return // its proposer still holds it
+	}
+	r.q.Push(v, time.Now())
+}
+
+// pump proposes where it should and processes the engine's output until
+// there is none.
+func (r *replica) pump(settle *time.Timer) {
+	for range 64 {
+		rd := r.engine.Ready()
+		r.joins = append(r.joins, rd.Joins...)
+		plan := r.plan(settle)
+		if len(plan) > 0 {
+			var top uint64
+			for _, p := range plan {
+				top = max(top, p.slot)
+			}
+			if !r.hasHWM || top > r.hwm {
+				if err := r.store.SaveMark(top); err != nil {
+					// Without the mark a restart could vote twice: propose
+					// nothing, put the batches back.
+					r.log.Error("rabia: cannot persist proposal mark", "err", err)
+					for _, p := range plan {
+						if p.v != nil {
+							r.q.Push(p.v, time.Time{})
+						}
+					}
+					plan = nil
+				} else {
+					r.hwm, r.hasHWM = top, true
+				}
+			}
+		}
+		for _, p := range plan {
+			if err := r.engine.Propose(p.slot, p.v); err != nil {
+				r.log.Debug("rabia: propose refused", "slot", p.slot, "err", err)
+				if p.v != nil {
+					r.q.Push(p.v, time.Time{})
+				}
+				continue
+			}
+			r.open[p.slot] = p.v
+			r.next = max(r.next, p.slot+1)
+		}
+		if len(plan) > 0 {
+			more := r.engine.Ready()
+			rd.Messages = append(rd.Messages, more.Messages...)
+			rd.Decisions = append(rd.Decisions, more.Decisions...)
+			rd.Stale = append(rd.Stale, more.Stale...)
+			r.joins = append(r.joins, more.Joins...)
+		}
+		r.send(rd.Messages)
+		r.decide(rd.Decisions)
+		for _, st := range rd.Stale {
+			if d, ok := r.store.Get(st.Slot); ok {
+				r.sendConsensus(st.From, wmvc.DecisionMessage(st.Slot, d.v))
+			}
+		}
+		if len(plan) == 0 && len(r.joins) == 0 && len(rd.Messages) == 0 && len(rd.Decisions) == 0 && len(rd.Stale) == 0 {
+			return
+		}
+	}
+}
+
+type proposal struct {
+	slot uint64
+	v    *wmvc.Value
+}
+
+// plan picks what to propose: the queue head (or null when the queue is
+// empty) in every slot peers started, then new slots while fewer than
+// Pipeline of this replica's proposals are undecided and the head has
+// settled.
+func (r *replica) plan(settle *time.Timer) []proposal {
+	var out []proposal
+	peersAhead := slices.Max(r.peerApplied)
+	joins := r.joins
+	r.joins = nil
+	for _, s := range joins {
+		if _, ok := r.engine.Decided(s); ok || s < r.engine.Floor() {
+			continue
+		}
+		var v *wmvc.Value
+		if s >= peersAhead { // peers have not all moved past it
+			if e, ok := r.q.Pop(); ok {
+				v = e.v
+			}
+		}
+		out = append(out, proposal{s, v})
+	}
+	now := time.Now()
+	for len(r.open)+len(out) < r.opts.Pipeline {
+		e, ok := r.q.Peek()
+		if !ok {
+			break
+		}
+		if wait := e.arrived.Add(r.opts.Settle).Sub(now); wait > 0 {
+			settle.Reset(wait)
+			break
+		}
+		slot := r.next
+		for _, p := range out {
+			slot = max(slot, p.slot+1)
+		}
+		if !r.inWindow(slot + 1) {
+			break
+		}
+		r.q.Pop()
+		out = append(out, proposal{slot, e.v})
+	}
+	return out
+}
+
+func (r *replica) send(envs []wmvc.Envelope) {
+	for _, env := range envs {
+		b, err := env.Msg.MarshalBinary()
+		if err != nil {
+			r.log.Error("rabia: encoding message", "err", err)
+			continue
+		}
+		frame := append([]byte{frameConsensus}, b...)
+		if env.To == wmvc.Broadcast {
+			r.broadcast(frame)
+		} else {
+			r.sendTo(env.To, frame)
+		}
+	}
+}
+
+func (r *replica) sendConsensus(to int, m wmvc.Message) {
+	r.send([]wmvc.Envelope{{To: to, Msg: m}})
+}
+
+// decide records decisions: the decided batch leaves the queue for good,
+// a batch of this replica's that lost its slot goes back, and the
+// decision goes to the applier.
+func (r *replica) decide(ds []wmvc.Decision) {
+	if len(ds) == 0 {
+		return
+	}
+	batch := make([]decided, 0, len(ds))
+	for _, d := range ds {
+		if d.Value != nil {
+			id := string(d.Value.ID)
+			r.decidedIDs[id] = d.Slot
+			r.q.Remove(id)
+		}
+		if mine, ok := r.open[d.Slot]; ok {
+			delete(r.open, d.Slot)
+			if mine != nil && (d.Value == nil || string(d.Value.ID) != string(mine.ID)) {
+				if _, done := r.decidedIDs[string(mine.ID)]; !done {
+					r.q.Push(mine, time.Time{}) // lost: first in line again
+				}
+			}
+		}
+		r.next = max(r.next, d.Slot+1)
+		batch = append(batch, decided{slot: d.Slot, v: d.Value})
+	}
+	r.applyMu.Lock()
+	r.applyQ = append(r.applyQ, batch...)
+	r.applyMu.Unlock()
+	select {
+	case r.applyWake <- struct{}{}:
+	default:
+	}
+}
+
+// onApplied compacts the engine behind the applier and, after a snapshot
+// from a peer replaced the state, re-queues this replica's batches whose
+// fate the snapshot hides (the exactly-once table answers them).
+func (r *replica) onApplied() {
+	applied := r.applied.Load()
+	if applied > engineRetain && applied-engineRetain > r.engine.Floor() {
+		r.engine.Compact(applied - engineRetain - 1)
+	}
+	floor := r.engine.Floor()
+	if r.restored.Swap(false) {
+		if floor < applied {
+			r.engine.Compact(applied - 1)
+			floor = applied
+		}
+		r.waitMu.Lock()
+		for id, ob := range r.waiting {
+			delete(r.decidedIDs, id)
+			r.q.Push(ob.v, time.Time{})
+		}
+		r.waitMu.Unlock()
+	}
+	for s, mine := range r.open {
+		if s < floor {
+			delete(r.open, s)
+			if mine != nil {
+				if _, done := r.decidedIDs[string(mine.ID)]; !done {
+					r.q.Push(mine, time.Time{})
+				}
+			}
+		}
+	}
+	r.next = max(r.next, floor)
+	if applied > decidedMemory && len(r.decidedIDs) > decidedMemory {
+		for id, s := range r.decidedIDs {
+			if s+decidedMemory < applied {
+				delete(r.decidedIDs, id)
+			}
+		}
+	}
+}
+
+// maybeTick proposes an expiry tick when state-machine time, as this
+// replica would stamp it, has reached the next deadline. Every replica
+// does so; duplicate ticks are harmless.
+func (r *replica) maybeTick() {
+	deadline, ok := r.fsm.NextDeadline()
+	if !ok || r.stamp(0) < deadline || !r.ticking.CompareAndSwap(false, true) {
+		return
+	}
+	r.goroutine(func() {
+		defer r.ticking.Store(false)
+		ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+		defer cancel()
+		if _, err := r.Propose(ctx, abacus.Proposal{Cmd: abacus.Command{Op: abacus.OpTick}}); err != nil {
+			r.log.Debug("rabia: tick failed", "err", err)
+		}
+	})
+}
