@@ -83,8 +83,12 @@ func (o *callOptions) apply(c *Command) {
 	if o.fence != nil {
 		c.FenceLock, c.FenceToken = o.fence.Lock, o.fence.Token
 	}
-	c.Instance = o.instance
-	c.TTL = o.expiry
+	if o.instance != 0 {
+		c.Instance = o.instance
+	}
+	if o.expiry != 0 {
+		c.TTL = o.expiry
+	}
 }
 
 // keyClient maps an idempotency key onto a client session id. The top bit

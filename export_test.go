@@ -1,0 +1,26 @@
+package abacus
+
+// Hooks for the external tests of this package.
+
+// StopKeeperForTest stops a mutex's keeper without releasing the lock, as
+// a frozen holder would.
+func StopKeeperForTest(m *Mutex) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.keeper != nil {
+		m.keeper.Stop()
+	}
+}
+
+// StopInstanceForTest stops an instance's keeper without revoking it.
+func StopInstanceForTest(i *Instance) { i.keeper.Stop() }
+
+// LockQueueLenForTest returns how many requests wait for lock name on n.
+func LockQueueLenForTest(n *Node, name string) int {
+	n.fsm.mu.RLock()
+	defer n.fsm.mu.RUnlock()
+	if lk := n.fsm.locks[name]; lk != nil {
+		return len(lk.waiters)
+	}
+	return 0
+}
