@@ -25,6 +25,17 @@ const (
 	methodAddMember
 	methodRemoveMember
 	methodTransfer
+	// methodProposeMany carries many proposals from one follower in one
+	// call (see forwarder).
+	methodProposeMany
+)
+
+// Follower-side coalescing of forwarded proposals: up to
+// maxForwardBatch proposals travel in one call, with up to
+// maxForwardInflight calls in flight per follower.
+const (
+	maxForwardBatch    = 512
+	maxForwardInflight = 4
 )
 
 const (
@@ -132,6 +143,254 @@ func (r *raftReplicator) forwardPropose(ctx context.Context, p Proposal) (Result
 	return decodeResponse(resp)
 }
 
+// fwdPending is a proposal waiting in a follower's forwarding queue.
+type fwdPending struct {
+	ctx context.Context // the caller's
+	p   Proposal
+	ch  chan outcome // buffered: the sender never blocks on it
+}
+
+// forwardQueued forwards p to the leader in a call shared with other
+// proposals made on this node meanwhile. Batches of operations, which can
+// be large, go alone (forwardPropose).
+func (r *raftReplicator) forwardQueued(ctx context.Context, p Proposal) (Result, error) {
+	if p.Cmd.Op == OpBatch {
+		return r.forwardPropose(ctx, p)
+	}
+	fp := &fwdPending{ctx: ctx, p: p, ch: make(chan outcome, 1)}
+	select {
+	case r.fwdQueue <- fp:
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	case <-r.ctx.Done():
+		return Result{}, ErrClosed
+	}
+	select {
+	case o := <-fp.ch:
+		return o.res, o.err
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
+	case <-r.ctx.Done():
+		return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ErrClosed)
+	}
+}
+
+// forwarder gathers queued forwarded proposals into calls: while
+// maxForwardInflight calls are out, proposals gather for the next one.
+func (r *raftReplicator) forwarder() {
+	slots := make(chan struct{}, maxForwardInflight)
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-r.ctx.Done():
+			return
+		}
+		var batch []*fwdPending
+		select {
+		case fp := <-r.fwdQueue:
+			batch = append(make([]*fwdPending, 0, 16), fp)
+		case <-r.ctx.Done():
+			return
+		}
+	drain:
+		for len(batch) < maxForwardBatch {
+			select {
+			case fp := <-r.fwdQueue:
+				batch = append(batch, fp)
+			default:
+				break drain
+			}
+		}
+		r.goroutine(func() {
+			defer func() { <-slots }()
+			r.sendForwarded(batch)
+		})
+	}
+}
+
+// sendForwarded makes one call for batch and hands out the outcomes.
+// Proposals whose caller has already left are not sent.
+func (r *raftReplicator) sendForwarded(batch []*fwdPending) {
+	live := batch[:0]
+	var latest time.Time
+	unbounded := false
+	for _, fp := range batch {
+		if err := fp.ctx.Err(); err != nil {
+			fp.ch <- outcome{err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+			continue
+		}
+		live = append(live, fp)
+		if d, ok := fp.ctx.Deadline(); !ok {
+			unbounded = true
+		} else if d.After(latest) {
+			latest = d
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	wait := maxForwardWait
+	if !unbounded {
+		wait = min(time.Until(latest), wait)
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, wait)
+	defer cancel()
+	props := make([]Proposal, len(live))
+	for i, fp := range live {
+		props[i] = fp.p
+	}
+	outs, err := r.callMany(ctx, props)
+	for i, fp := range live {
+		if err != nil {
+			fp.ch <- outcome{err: err}
+		} else {
+			fp.ch <- outs[i]
+		}
+	}
+}
+
+func (r *raftReplicator) callMany(ctx context.Context, props []Proposal) ([]outcome, error) {
+	data, err := EncodeEntry(props)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding: %v", ErrInvalidArgument, err)
+	}
+	resp, err := r.call(ctx, methodProposeMany, data)
+	if err != nil {
+		return nil, err
+	}
+	return decodeManyResponse(resp, len(props))
+}
+
+// serveMany submits forwarded proposals on the leader and answers with
+// one outcome per proposal.
+func (r *raftReplicator) serveMany(ctx context.Context, payload []byte) []byte {
+	props, err := DecodeEntry(payload)
+	if err != nil || len(props) == 0 || len(props) > maxForwardBatch {
+		return encodeResponse(nil, fmt.Errorf("%w: malformed forwarded proposals", ErrInvalidArgument))
+	}
+	lt, err := r.leading(ctx, true)
+	if err == nil && lt == nil {
+		err = fmt.Errorf("%w: not the leader", ErrUnavailable)
+	}
+	if err != nil {
+		return encodeResponse(nil, err)
+	}
+	outs := make([]outcome, len(props))
+	pds := make([]*pending, len(props))
+enqueue:
+	for i, p := range props {
+		if p.Cmd.Op.ReadOnly() {
+			outs[i].err = fmt.Errorf("%w: read proposed as a write", ErrInvalidArgument)
+			continue
+		}
+		if err := p.Cmd.Validate(); err != nil {
+			outs[i].err = err
+			continue
+		}
+		pd := &pending{p: p, ch: make(chan outcome, 1)}
+		select {
+		case r.queue <- pd:
+			pds[i] = pd
+		case <-ctx.Done():
+			for j := i; j < len(props); j++ {
+				outs[j].err = fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+			}
+			break enqueue
+		case <-r.ctx.Done():
+			for j := i; j < len(props); j++ {
+				outs[j].err = ErrClosed
+			}
+			break enqueue
+		}
+	}
+	for i, pd := range pds {
+		if pd == nil {
+			continue
+		}
+		select {
+		case outs[i] = <-pd.ch:
+		case <-ctx.Done():
+			outs[i].err = fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
+		case <-r.ctx.Done():
+			outs[i].err = fmt.Errorf("%w: %w", ErrIndeterminate, ErrClosed)
+		}
+	}
+	return encodeManyResponse(outs)
+}
+
+// encodeManyResponse lays out outcomes as: statusOK, the count (uvarint),
+// per outcome a status byte and, unless OK, a message (uvarint length and
+// bytes), then every result (EncodeResults; zero for failed ones).
+func encodeManyResponse(outs []outcome) []byte {
+	b := binary.AppendUvarint([]byte{statusOK}, uint64(len(outs)))
+	results := make([]Result, len(outs))
+	for i, o := range outs {
+		if o.err == nil {
+			b = append(b, statusOK)
+			results[i] = o.res
+			continue
+		}
+		one := encodeResponse(nil, o.err)
+		b = append(b, one[0])
+		b = binary.AppendUvarint(b, uint64(len(one)-1))
+		b = append(b, one[1:]...)
+	}
+	rb, err := EncodeResults(results)
+	if err != nil {
+		return encodeResponse(nil, fmt.Errorf("%w: encoding results: %v", ErrIndeterminate, err))
+	}
+	return append(b, rb...)
+}
+
+// decodeManyResponse parses what encodeManyResponse wrote for n proposals.
+// A response that is not a list applies to all of them.
+func decodeManyResponse(b []byte, n int) ([]outcome, error) {
+	if len(b) == 0 || b[0] != statusOK {
+		_, err := decodeResponse(b)
+		return nil, err
+	}
+	bad := func(why string) ([]outcome, error) {
+		return nil, fmt.Errorf("%w: %w: forwarded proposals: %s", ErrIndeterminate, ErrCorrupt, why)
+	}
+	b = b[1:]
+	count, k := binary.Uvarint(b)
+	if k <= 0 || count != uint64(n) {
+		return bad("wrong count")
+	}
+	b = b[k:]
+	outs := make([]outcome, n)
+	for i := range outs {
+		if len(b) == 0 {
+			return bad("truncated")
+		}
+		status := b[0]
+		b = b[1:]
+		if status == statusOK {
+			continue
+		}
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return bad("bad message length")
+		}
+		msg := b[k : k+int(l)]
+		b = b[k+int(l):]
+		_, outs[i].err = decodeResponse(append([]byte{status}, msg...))
+		if outs[i].err == nil {
+			return bad("status without a result")
+		}
+	}
+	results, err := DecodeResults(b)
+	if err != nil || len(results) != n {
+		return bad("bad results")
+	}
+	for i := range outs {
+		if outs[i].err == nil {
+			outs[i].res = results[i]
+		}
+	}
+	return outs, nil
+}
+
 func (r *raftReplicator) forwardRead(ctx context.Context, cmd Command) (Result, error) {
 	data, err := EncodeEntry([]Proposal{{Cmd: cmd}})
 	if err != nil {
@@ -155,6 +414,8 @@ func (r *raftReplicator) handleRPC(ctx context.Context, from string, method uint
 	}
 	defer cancel()
 	switch method {
+	case methodProposeMany:
+		return r.serveMany(ctx, payload), nil
 	case methodPropose, methodRead:
 		props, err := DecodeEntry(payload)
 		if err != nil || len(props) != 1 {

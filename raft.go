@@ -51,6 +51,7 @@ type raftReplicator struct {
 	rpcSrv *transport.RPCServer
 
 	queue    chan *pending
+	fwdQueue chan *fwdPending // proposals a follower forwards
 	slots    chan struct{}
 	inflight chan inflightEntry
 	applied  chan struct{} // signalled after every applied batch of logs
@@ -108,6 +109,7 @@ func openRaft(env *Env) (*raftReplicator, error) {
 		store:    store,
 		rpc:      transport.NewRPCClient(env.Mux, 0),
 		queue:    make(chan *pending, 4*cfg.MaxEntryProposals),
+		fwdQueue: make(chan *fwdPending, 4*maxForwardBatch),
 		slots:    make(chan struct{}, cfg.MaxInflightEntries),
 		inflight: make(chan inflightEntry, cfg.MaxInflightEntries),
 		applied:  make(chan struct{}, 1),
@@ -169,6 +171,7 @@ func openRaft(env *Env) (*raftReplicator, error) {
 	r.goroutine(r.watchLeadership)
 	r.goroutine(r.batcher)
 	r.goroutine(r.completer)
+	r.goroutine(r.forwarder)
 	return r, nil
 }
 
@@ -342,7 +345,7 @@ func (r *raftReplicator) Propose(ctx context.Context, p Proposal) (Result, error
 		return Result{}, err
 	}
 	if lt == nil {
-		return r.forwardPropose(ctx, p)
+		return r.forwardQueued(ctx, p)
 	}
 	return r.submit(ctx, p)
 }
@@ -529,9 +532,9 @@ func (r *raftReplicator) tickLoop(lt *leaderTerm) {
 		select {
 		case <-idle.C:
 		case <-r.applied:
-			if !idle.Stop() {
-				<-idle.C
-			}
+			// Since Go 1.23 a stopped timer delivers no stale value, so
+			// there is nothing to drain.
+			idle.Stop()
 		case <-lt.ctx.Done():
 			return
 		}
