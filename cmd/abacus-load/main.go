@@ -32,13 +32,16 @@
 //	-nosync         skip fsync of the Raft log (not durable)
 //	-attach urls    comma-separated HTTP base URLs of running nodes
 //	                (e.g. http://127.0.0.1:8080); no in-process cluster
-//	-timeout d      per-call timeout (default 10s)
+//	-timeout d      per-call timeout (default 0: calls run until they
+//	                finish; a context per call costs a timer)
 //	-cpuprofile f   write a CPU profile of the timed phase to f
 //	-memprofile f   write a heap profile at the end to f
 //	-v              log the nodes' info messages to stderr
 //
 // Output: one line per figure: operations, errors, throughput, latency
-// percentiles (p50, p90, p99, p99.9, max), and with an in-process cluster
+// percentiles (p50, p90, p99, p99.9, max), the CPU the process used per
+// operation (on a shared machine, throughput follows the CPU the process
+// was given; CPU per operation does not), and with an in-process cluster
 // the process's resident memory and Go heap, and the proposals per log
 // entry on the leader.
 package main
@@ -61,11 +64,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/abacuskit/abacus"
@@ -105,7 +110,7 @@ func run() error {
 	flag.StringVar(&o.dir, "dir", "", "parent of the data directories (default: temporary)")
 	flag.BoolVar(&o.nosync, "nosync", false, "skip fsync of the Raft log")
 	flag.StringVar(&o.attach, "attach", "", "comma-separated HTTP base URLs of running nodes")
-	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-call timeout")
+	flag.DurationVar(&o.timeout, "timeout", 0, "per-call timeout (0: none)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the timed phase to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write a heap profile at the end to this file")
 	flag.BoolVar(&o.verbose, "v", false, "log the nodes' info messages")
@@ -195,6 +200,7 @@ func run() error {
 
 // result gathers what the callers measured.
 type result struct {
+	cpu       time.Duration // process CPU time (user+system) in the timed phase
 	ops, errs uint64
 	firstErr  error
 	lat       *histogram
@@ -208,6 +214,22 @@ func (r *result) print(d time.Duration) {
 	fmt.Printf("throughput  %.0f ops/s\n", float64(r.ops)/d.Seconds())
 	fmt.Printf("latency     p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
 		r.lat.quantile(0.50), r.lat.quantile(0.90), r.lat.quantile(0.99), r.lat.quantile(0.999), r.lat.max)
+	if r.ops > 0 && r.cpu > 0 {
+		// On a shared machine throughput follows the CPU the process got;
+		// CPU per operation does not.
+		per := r.cpu / time.Duration(r.ops)
+		fmt.Printf("cpu         %.2f cores used, %v CPU per operation (all nodes), %.0f ops/s per fully used core\n",
+			r.cpu.Seconds()/d.Seconds(), per, float64(time.Second)/float64(per))
+	}
+}
+
+// cpuTime returns the process's user plus system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // drive runs the callers through the warm-up and the timed phase.
@@ -227,11 +249,16 @@ func drive(ctx context.Context, o options, pick func(int) target, op func(contex
 			rng := rand.New(rand.NewPCG(uint64(i), 0x5eed))
 			local := &result{lat: newHistogram()}
 			for !stopping.Load() && ctx.Err() == nil {
-				cctx, cancel := context.WithTimeout(ctx, o.timeout)
+				cctx, cancel := ctx, context.CancelFunc(nil)
+				if o.timeout > 0 {
+					cctx, cancel = context.WithTimeout(ctx, o.timeout)
+				}
 				start := time.Now()
 				err := op(cctx, t, rng)
 				took := time.Since(start)
-				cancel()
+				if cancel != nil {
+					cancel()
+				}
 				if !measuring.Load() {
 					continue
 				}
@@ -262,9 +289,11 @@ func drive(ctx context.Context, o options, pick func(int) target, op func(contex
 		wg.Wait()
 		return nil, err
 	}
+	cpu0 := cpuTime()
 	measuring.Store(true)
 	sleep(ctx, o.duration)
 	measuring.Store(false)
+	total.cpu = cpuTime() - cpu0
 	stopping.Store(true)
 	stopProfile()
 	wg.Wait()
@@ -566,8 +595,14 @@ func (cl *cluster) report() {
 	runtime.ReadMemStats(&ms)
 	rss := residentBytes()
 	n := len(cl.nodes)
-	fmt.Printf("memory      RSS %.0f MB for %d nodes (%.0f MB per node); Go heap in use %.0f MB\n",
-		float64(rss)/(1<<20), n, float64(rss)/(1<<20)/float64(n), float64(ms.HeapInuse)/(1<<20))
+	fmt.Printf("memory      RSS %.0f MB for %d nodes (%.0f MB per node); Go heap in use %.0f MB, obtained %.0f MB\n",
+		float64(rss)/(1<<20), n, float64(rss)/(1<<20)/float64(n), float64(ms.HeapInuse)/(1<<20), float64(ms.HeapSys-ms.HeapReleased)/(1<<20))
+	// What the nodes need once the heap left over from past garbage is
+	// returned to the OS.
+	debug.FreeOSMemory()
+	rss = residentBytes()
+	fmt.Printf("memory      after returning free heap to the OS: RSS %.0f MB (%.0f MB per node)\n",
+		float64(rss)/(1<<20), float64(rss)/(1<<20)/float64(n))
 	for _, node := range cl.nodes {
 		st := node.Status()
 		if st.State != "leader" {
