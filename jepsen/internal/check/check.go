@@ -151,6 +151,11 @@ type Options struct {
 	// false when leases may expire: the model then allows an expiry
 	// wherever one explains the history.
 	StrictLocks bool
+	// MaxStates bounds the set of possible states the porcupine models
+	// track at once (unknown outcomes multiply them); a partition that
+	// outgrows it and finds no linearization reports StatusUnknown.
+	// Default DefaultMaxStates.
+	MaxStates int
 	// MaxViolations bounds the violations kept per checker. Default 20.
 	MaxViolations int
 	// Workers bounds how many partitions porcupine checks at once.
@@ -164,6 +169,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = 60 * time.Second
+	}
+	if o.MaxStates <= 0 {
+		o.MaxStates = DefaultMaxStates
 	}
 	if o.MaxViolations <= 0 {
 		o.MaxViolations = 20

@@ -35,6 +35,7 @@ func (a int128) cmp(b int128) int {
 	return cmp.Compare(a.lo, b.lo)
 }
 
+// String returns a in decimal.
 func (a int128) String() string {
 	if a.hi == int64(a.lo)>>63 {
 		return strconv.FormatInt(int64(a.lo), 10)

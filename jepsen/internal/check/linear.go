@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/abacuskit/abacus/jepsen/internal/history"
@@ -35,9 +36,10 @@ type Partition struct {
 	Linearized int   `json:"linearized,omitempty"`
 	Stuck      []int `json:"stuck,omitempty"`
 
-	model   porcupine.Model
-	info    porcupine.LinearizationInfo
-	checked bool
+	model    porcupine.Model
+	info     porcupine.LinearizationInfo
+	checked  bool
+	exploded atomic.Bool // the model's state set outgrew Options.MaxStates
 }
 
 // Visualize writes porcupine's HTML visualisation of the partition's
@@ -172,16 +174,16 @@ func Linearizable(ctx context.Context, h *history.History, finals []FinalRead, i
 		ops []porcupine.Operation
 	}
 	var jobs []job
-	counterModel := CounterModel(initial)
 	cops, skipped := CounterOperations(h, finals)
-	for _, part := range counterModel.Partition(cops) {
-		key := part[0].Input.(*Event).Partition
-		jobs = append(jobs, job{&Partition{Model: "counter", Key: key, Ops: len(part), model: counterModel}, part})
+	for _, part := range partitionByKey(cops) {
+		p := &Partition{Model: "counter", Key: part[0].Input.(*Event).Partition, Ops: len(part)}
+		p.model = counterModel(initial, opts.MaxStates, &p.exploded)
+		jobs = append(jobs, job{p, part})
 	}
-	lockModel := LockModel(!opts.StrictLocks)
-	for _, part := range lockModel.Partition(LockOperations(h)) {
-		key := part[0].Input.(*Event).Partition
-		jobs = append(jobs, job{&Partition{Model: "lock", Key: key, Ops: len(part), model: lockModel}, part})
+	for _, part := range partitionByKey(LockOperations(h)) {
+		p := &Partition{Model: "lock", Key: part[0].Input.(*Event).Partition, Ops: len(part)}
+		p.model = lockModel(!opts.StrictLocks, opts.MaxStates, &p.exploded)
+		jobs = append(jobs, job{p, part})
 	}
 	for _, k := range skipped {
 		res.Partitions = append(res.Partitions, &Partition{Model: "counter", Key: k, Status: StatusSkipped,
@@ -272,6 +274,10 @@ func checkPartition(ctx context.Context, p *Partition, ops []porcupine.Operation
 		p.Status, p.Detail = StatusUnknown, "cancelled: "+context.Cause(ctx).Error()
 	case result == porcupine.Ok:
 		p.Status = StatusValid
+	case result == porcupine.Illegal && p.exploded.Load():
+		p.Status = StatusUnknown
+		p.Detail = fmt.Sprintf("the model's set of possible states outgrew %d", opts.MaxStates)
+		p.explain(ops)
 	case result == porcupine.Illegal:
 		p.Status = StatusInvalid
 		p.Detail = "no linearization exists"

@@ -405,3 +405,22 @@ func TestModelsTolerateMissingOutputs(t *testing.T) {
 		}
 	}
 }
+
+func TestLinearizableStateExplosionIsUnknown(t *testing.T) {
+	// n unknown adds of distinct powers of two leave 2^n possible values;
+	// the read sees none of them.
+	build := func(n int) *history.History {
+		var ops []history.Op
+		for i := range n {
+			ops = append(ops, info(add(i, "c", 1<<i, 0, 10, 0)))
+		}
+		return hist(append(ops, get(n, "c", 20, 21, -1))...)
+	}
+	if res := Linearizable(context.Background(), build(8), nil, nil, Options{}); res.Status != StatusInvalid {
+		t.Fatalf("256 states: %s (%s)", res.Status, res.Detail)
+	}
+	res := Linearizable(context.Background(), build(8), nil, nil, Options{MaxStates: 64})
+	if res.Status != StatusUnknown || !strings.Contains(res.Partitions[0].Detail, "outgrew 64") {
+		t.Fatalf("bounded to 64 states: %s (%s)", res.Status, res.Partitions[0].Detail)
+	}
+}

@@ -1,7 +1,9 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/abacuskit/abacus/jepsen/internal/history"
 	"github.com/anishathalye/porcupine"
@@ -184,24 +186,20 @@ func refused(s LockState, t uint64, next []LockState) []LockState {
 
 // LockModel returns the porcupine model of abacus lease mutexes, partitioned
 // by lock name, for operations built by LockOperations. Its states are sets
-// of LockState (porcupine's power-set construction over LockStep). mayExpire
-// says whether leases can end during the run without an operation in the
-// history; see LockStep.
+// of LockState (a power-set construction over LockStep), bounded like
+// CounterModel's. mayExpire says whether leases can end during the run
+// without an operation in the history; see LockStep.
 func LockModel(mayExpire bool) porcupine.Model {
-	nm := porcupine.NondeterministicModel{
-		Partition: partitionByKey,
-		Init:      func() []any { return []any{LockState{}} },
-		Step: func(state, input, output any) []any {
-			out, _ := output.(*history.Output)
-			states := LockStep(state.(LockState), input.(*Event), out, mayExpire)
-			next := make([]any, len(states))
-			for i, st := range states {
-				next[i] = st
-			}
-			return next
+	return lockModel(mayExpire, DefaultMaxStates, new(atomic.Bool))
+}
+
+func lockModel(mayExpire bool, maxStates int, exploded *atomic.Bool) porcupine.Model {
+	return setModel(spec[LockState]{
+		init: LockState{},
+		step: func(s LockState, ev *Event, out *history.Output) []LockState {
+			return LockStep(s, ev, out, mayExpire)
 		},
-		Hash: func(state any) uint64 {
-			s := state.(LockState)
+		hash: func(s LockState) uint64 {
 			h := (s.Token*0x9e3779b97f4a7c15 ^ s.Last*0xc2b2ae3d27d4eb4f) << 2
 			if s.Held {
 				h |= 1
@@ -211,10 +209,10 @@ func LockModel(mayExpire bool) porcupine.Model {
 			}
 			return h
 		},
-		DescribeOperation:         describeOperation,
-		DescribeOperationMetadata: describeMetadata,
-		DescribeState: func(state any) string {
-			s := state.(LockState)
+		compare: func(a, b LockState) int {
+			return cmp.Or(cmpBool(a.Held, b.Held), cmp.Compare(a.Token, b.Token), cmp.Compare(a.Last, b.Last), cmpBool(a.Delayed, b.Delayed))
+		},
+		describe: func(s LockState) string {
 			switch {
 			case !s.Held && s.Delayed:
 				return fmt.Sprintf("free, maybe delayed (last token %d)", s.Last)
@@ -225,6 +223,5 @@ func LockModel(mayExpire bool) porcupine.Model {
 			}
 			return fmt.Sprintf("held, token %d", s.Token)
 		},
-	}
-	return nm.ToModel()
+	}, maxStates, exploded)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/abacuskit/abacus/jepsen/internal/history"
 	"github.com/anishathalye/porcupine"
@@ -140,37 +141,40 @@ func CounterStep(s CounterState, ev *Event, out *history.Output) (bool, CounterS
 // CounterModel returns the porcupine model of abacus counters, partitioned
 // by counter name, for operations built by CounterOperations. initial gives
 // the value of counters that exist before the run (absent ones start at 0,
-// not existing). Its states are sets of CounterState (porcupine's power-set
-// construction): a write whose outcome is unknown leads to both the state
+// not existing).
+//
+// Its states are sets of CounterState (a power-set construction over
+// CounterStep): a write whose outcome is unknown leads to both the state
 // where it took effect and the one where it did not, which keeps the search
-// from backtracking over where to place it.
+// from backtracking over where to place it. A set larger than
+// DefaultMaxStates makes the step fail; Linearizable reports a check that
+// hit that bound as unknown.
 func CounterModel(initial map[string]int64) porcupine.Model {
-	nm := porcupine.NondeterministicModel{
-		Partition: partitionByKey,
+	return counterModel(initial, DefaultMaxStates, new(atomic.Bool))
+}
+
+func counterModel(initial map[string]int64, maxStates int, exploded *atomic.Bool) porcupine.Model {
+	return setModel(spec[CounterState]{
 		// Init cannot know the partition's name, so the first step loads
 		// the initial value of the counter it is applied to.
-		Init: func() []any { return []any{CounterState{fresh: true}} },
-		Step: func(state, input, output any) []any {
-			ev := input.(*Event)
-			s := state.(CounterState)
+		init: CounterState{fresh: true},
+		step: func(s CounterState, ev *Event, out *history.Output) []CounterState {
 			if s.fresh {
 				s = CounterState{}
 				if v, ok := initial[ev.Partition]; ok {
 					s = CounterState{Value: v, Exists: true}
 				}
 			}
-			out, _ := output.(*history.Output)
 			ok, next := CounterStep(s, ev, out)
 			switch {
 			case !ok:
 				return nil
 			case (ev.Unknown || out == nil) && next != s:
-				return []any{s, next} // it may not have taken effect
+				return []CounterState{s, next} // it may not have taken effect
 			}
-			return []any{next}
+			return []CounterState{next}
 		},
-		Hash: func(state any) uint64 {
-			s := state.(CounterState)
+		hash: func(s CounterState) uint64 {
 			h := uint64(s.Value) * 0x9e3779b97f4a7c15
 			if s.Exists {
 				h ^= 1
@@ -180,20 +184,29 @@ func CounterModel(initial map[string]int64) porcupine.Model {
 			}
 			return h
 		},
-		DescribeOperation:         describeOperation,
-		DescribeOperationMetadata: describeMetadata,
-		DescribeState: func(state any) string {
-			s := state.(CounterState)
-			if s.fresh {
+		compare: func(a, b CounterState) int {
+			return cmp.Or(cmp.Compare(a.Value, b.Value), cmpBool(a.Exists, b.Exists), cmpBool(a.fresh, b.fresh))
+		},
+		describe: func(s CounterState) string {
+			switch {
+			case s.fresh:
 				return "initial"
-			}
-			if !s.Exists {
+			case !s.Exists:
 				return "absent"
 			}
 			return fmt.Sprint(s.Value)
 		},
+	}, maxStates, exploded)
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
 	}
-	return nm.ToModel()
+	return 1
 }
 
 // partitionByKey splits a history of *Event operations by partition name,
