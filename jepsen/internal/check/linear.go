@@ -1,6 +1,7 @@
 package check
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -161,9 +162,17 @@ func operation(op *history.Op, partition string) porcupine.Operation {
 }
 
 // Linearizable checks every counter against CounterModel and every lock
-// (with the fenced writes naming it) against LockModel, each as its own
-// porcupine partition bounded by opts.Timeout. finals are appended to the
-// counters' histories as reads after everything else.
+// (with the fenced writes naming it) against LockModel. The history is split
+// by name with the models' Partition function, and each partition gets its
+// own porcupine.CheckOperationsVerbose call, bounded by opts.Timeout, so that
+// each has its own status, timing and visualisation; up to opts.Workers run
+// at once. finals are appended to the counters' histories as reads after
+// everything else.
+//
+// The result is StatusInvalid if any partition is not linearizable, else
+// StatusUnknown if any timed out (or ctx ended, or a model outgrew
+// opts.MaxStates), else StatusValid; StatusSkipped if there was nothing to
+// check.
 func Linearizable(ctx context.Context, h *history.History, finals []FinalRead, initial map[string]int64, opts Options) Result {
 	opts = opts.withDefaults()
 	start := time.Now()
@@ -224,19 +233,8 @@ func Linearizable(ctx context.Context, h *history.History, finals []FinalRead, i
 		}
 	}
 	slices.SortStableFunc(res.Partitions, func(a, b *Partition) int {
-		if a.Model != b.Model {
-			if a.Model == "counter" {
-				return -1
-			}
-			return 1
-		}
-		if a.Key < b.Key {
-			return -1
-		}
-		if a.Key > b.Key {
-			return 1
-		}
-		return 0
+		// counters before locks, then by name
+		return cmp.Or(strings.Compare(a.Model, b.Model), strings.Compare(a.Key, b.Key))
 	})
 	res.Detail = fmt.Sprintf("%d partitions: %d not linearizable, %d undecided (timeout %v), %d not modelled",
 		len(jobs), nInvalid, nUnknown, opts.Timeout, len(skipped))
