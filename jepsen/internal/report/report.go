@@ -162,6 +162,25 @@ func ReadResults(dir string) (*Results, error) {
 	return &r, nil
 }
 
+// Load reads a run directory written by Write back into the checkers'
+// input (history, final reads, node states, initial values), so that a run
+// can be judged again:
+//
+//	in, err := report.Load(dir)
+//	v := check.Run(ctx, in, opts)
+//	_, err = report.Write(ctx, dir, in, v, report.Options{})
+func Load(dir string) (check.Input, error) {
+	h, err := history.ReadFile(filepath.Join(dir, HistoryFile))
+	if err != nil {
+		return check.Input{}, fmt.Errorf("report: %s: %w", HistoryFile, err)
+	}
+	res, err := ReadResults(dir)
+	if err != nil {
+		return check.Input{}, err
+	}
+	return check.Input{History: h, FinalReads: res.FinalReads, NodeStates: res.NodeStates, Initial: res.Initial}, nil
+}
+
 func writeVisualization(path string, p *check.Partition, faults []history.FaultWindow) (err error) {
 	f, err := os.Create(path)
 	if err != nil {

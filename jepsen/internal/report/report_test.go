@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -91,6 +92,17 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("statuses %v", statuses)
 	}
 
+	loaded, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(loaded, in) {
+		t.Fatalf("Load = %+v, want %+v", loaded, in)
+	}
+	if again := check.Run(ctx, loaded, check.Options{}); again.String() != v.String() {
+		t.Fatalf("re-judged %q, first %q", again.String(), v.String())
+	}
+
 	only := filepath.Join(t.TempDir(), "only")
 	if _, err := Write(ctx, only, in, v, Options{OnlyFailures: true}); err != nil {
 		t.Fatal(err)
@@ -159,5 +171,27 @@ func TestSafeName(t *testing.T) {
 		if got := safeName(in); got != want {
 			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("empty dir: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, HistoryFile), []byte(`{"op":{"index":0,"kind":"nope","key":"c","outcome":"ok"}}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); !errors.Is(err, history.ErrInvalid) {
+		t.Fatalf("bad history: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, HistoryFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ResultsFile), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil {
+		t.Fatal("bad results.json accepted")
 	}
 }
