@@ -23,8 +23,25 @@
 //     all got the same answer. Before the other checks, Run merges such
 //     retries into one op (MergeRetries).
 //
-// A check that cannot decide (porcupine timed out, the context ended)
-// reports StatusUnknown, never StatusValid.
+// A check that cannot decide (porcupine timed out, the context ended, a
+// model's state set outgrew Options.MaxStates) reports StatusUnknown, never
+// StatusValid. A malformed history is not judged (StatusUnknown).
+//
+// A whole run, as the harness's runner does it:
+//
+//	rec := history.NewRecorder()
+//	// client goroutines: p := rec.Invoke(...); ...; p.Ok(out) / p.Fail(why) / p.Info(why)
+//	// nemesis: id := rec.OpenFault("partition {n1} | {n2 n3}", "n1"); ...; rec.CloseFault(id)
+//	// after healing and letting the cluster settle: read every counter
+//	// from every node (FinalReads) and each node's state hash (NodeStates)
+//	in := check.Input{History: rec.History(), FinalReads: finals, NodeStates: hashes}
+//	v := check.Run(ctx, in, check.Options{Timeout: time.Minute, StrictLocks: false})
+//	line, err := report.Write(ctx, runDir, in, v, report.Options{})
+//
+// Set Options.StrictLocks only when no lease can expire during the run;
+// otherwise the lock model allows expiry wherever it explains the history,
+// and the Locks checker (which needs no such assumption) still catches
+// stale tokens.
 package check
 
 import (
