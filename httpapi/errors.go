@@ -1,0 +1,177 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/abacuskit/abacus"
+)
+
+// apiError is an error with its HTTP form decided here rather than by the
+// mapping of abacus errors.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+var (
+	errNoRoute = &apiError{http.StatusNotFound, "not_found", "no such endpoint"}
+	errMethod  = &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint"}
+)
+
+// invalid returns a 400 invalid_argument error.
+func invalid(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, "invalid_argument", fmt.Sprintf(format, args...)}
+}
+
+// errorStatus maps an error to its status and code (API.md's table, plus
+// cas_mismatch for a compare-and-set that aborts a batch). write says
+// whether the request may have changed state: a write that timed out is
+// indeterminate, a read that timed out merely unavailable.
+func errorStatus(err error, write bool) (int, string) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status, ae.code
+	case errors.Is(err, abacus.ErrIndeterminate):
+		return http.StatusGatewayTimeout, "indeterminate"
+	case errors.Is(err, abacus.ErrUnavailable), errors.Is(err, abacus.ErrClosed),
+		errors.Is(err, abacus.ErrTooManyInFlight):
+		return http.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, abacus.ErrInvalidArgument):
+		return http.StatusBadRequest, "invalid_argument"
+	case errors.Is(err, abacus.ErrNotFound):
+		return http.StatusNotFound, "not_found"
+	case errors.Is(err, abacus.ErrOverflow):
+		return http.StatusConflict, "overflow"
+	case errors.Is(err, abacus.ErrUnderflow):
+		return http.StatusConflict, "underflow"
+	case errors.Is(err, abacus.ErrOutOfRange):
+		return http.StatusConflict, "out_of_range"
+	case errors.Is(err, abacus.ErrLockHeld):
+		return http.StatusConflict, "lock_held"
+	case errors.Is(err, abacus.ErrStaleToken):
+		return http.StatusConflict, "stale_token"
+	case errors.Is(err, abacus.ErrLeaseExpired):
+		return http.StatusConflict, "lease_expired"
+	case errors.Is(err, abacus.ErrMismatch):
+		return http.StatusConflict, "cas_mismatch"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		if write {
+			return http.StatusGatewayTimeout, "indeterminate"
+		}
+		return http.StatusServiceUnavailable, "unavailable"
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, err error, write bool) {
+	status, code := errorStatus(err, write)
+	d := ErrorDetail{Code: code, Message: err.Error()}
+	var oe *abacus.OpError
+	if errors.As(err, &oe) {
+		d.Holder = oe.Holder
+		if oe.Index >= 0 {
+			i := oe.Index
+			d.Index = &i
+		}
+	}
+	if status == http.StatusInternalServerError {
+		h.log.Error("http request failed", "err", err)
+	}
+	if status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE")
+	}
+	writeJSON(w, status, ErrorBody{Error: d})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"encoding the response failed"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// readBody decodes the request body into v. An absent or empty body is an
+// error unless optional is set. Bodies over MaxBodyBytes, malformed JSON,
+// unknown fields and wrong types are invalid arguments.
+func (q *request) readBody(v any, optional bool) error {
+	body := http.MaxBytesReader(q.w, q.r.Body, MaxBodyBytes)
+	b, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return invalid("request body over %d bytes", MaxBodyBytes)
+		}
+		return invalid("reading the request body: %v", err)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		if optional {
+			return nil
+		}
+		return invalid("request body required")
+	}
+	if err := decodeJSON(b, v); err != nil {
+		return invalid("request body: %s", jsonMessage(err))
+	}
+	return nil
+}
+
+// jsonMessage words a decoding error for the client.
+func jsonMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("field %q: cannot use a JSON %s as %s", te.Field, te.Value, te.Type)
+		}
+		return fmt.Sprintf("cannot use a JSON %s as %s", te.Value, te.Type)
+	}
+	return err.Error()
+}
+
+// name returns path parameter i as a counter or lock name.
+func (q *request) name(i int) (string, error) {
+	n := q.params[i]
+	if len(n) == 0 || len(n) > abacus.MaxNameLen {
+		return "", invalid("name must be 1-%d bytes, got %d", abacus.MaxNameLen, len(n))
+	}
+	if !utf8.ValidString(n) {
+		return "", invalid("name is not valid UTF-8")
+	}
+	return n, nil
+}
+
+// id returns path parameter i as a lease or instance id.
+func (q *request) id(i int) (uint64, error) {
+	v, err := ParseID(q.params[i])
+	if err != nil || v == 0 {
+		return 0, invalid("bad id %q: want a positive decimal integer", q.params[i])
+	}
+	return uint64(v), nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key option, if any.
+func (q *request) idempotencyKey() ([]abacus.Option, error) {
+	k := q.r.Header.Get("Idempotency-Key")
+	if k == "" {
+		return nil, nil
+	}
+	if len(k) > MaxIdempotencyKeyLen {
+		return nil, invalid("Idempotency-Key over %d bytes", MaxIdempotencyKeyLen)
+	}
+	return []abacus.Option{abacus.WithIdempotencyKey(k)}, nil
+}

@@ -1,0 +1,161 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/abacuskit/abacus"
+)
+
+// maxTTLMS is the longest lease, in milliseconds.
+const maxTTLMS = int64(abacus.MaxTTL / time.Millisecond)
+
+func ttlField(field string, ms int64, zeroOK bool) (time.Duration, error) {
+	if ms < 0 || ms > maxTTLMS || (ms == 0 && !zeroOK) {
+		lo := 1
+		if zeroOK {
+			lo = 0
+		}
+		return 0, invalid("%s must be in [%d, %d]", field, lo, maxTTLMS)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+func millis(d time.Duration) int64 { return int64(d / time.Millisecond) }
+
+func (h *Handler) acquire(q *request) (any, error) {
+	name, err := q.name(0)
+	if err != nil {
+		return nil, err
+	}
+	var body AcquireRequest
+	if err := q.readBody(&body, false); err != nil {
+		return nil, err
+	}
+	if body.Holder == "" || len(body.Holder) > abacus.MaxHolderLen {
+		return nil, invalid("holder must be 1-%d bytes", abacus.MaxHolderLen)
+	}
+	ttl, err := ttlField("ttl_ms", body.TTLMS, false)
+	if err != nil {
+		return nil, err
+	}
+	wait, err := ttlField("wait_ms", body.WaitMS, true)
+	if err != nil {
+		return nil, err
+	}
+	// The wait comes on top of the request deadline.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(q.ctx), wait+h.timeout)
+	defer cancel()
+	stop := context.AfterFunc(q.r.Context(), cancel)
+	defer stop()
+	info, err := h.node.AcquireLock(ctx, name, body.Holder, ttl, wait)
+	if err != nil {
+		return nil, err
+	}
+	return AcquireResponse{Token: info.Token, TTLMS: millis(info.TTL)}, nil
+}
+
+func (h *Handler) keepAliveLock(q *request) (any, error) {
+	name, err := q.name(0)
+	if err != nil {
+		return nil, err
+	}
+	var body TokenRequest
+	if err := q.readBody(&body, false); err != nil {
+		return nil, err
+	}
+	if body.Token == 0 {
+		return nil, invalid("field \"token\" must be positive")
+	}
+	ttl, err := h.node.KeepAliveLock(q.ctx, name, body.Token)
+	if err != nil {
+		return nil, err
+	}
+	return TTLResponse{TTLMS: millis(ttl)}, nil
+}
+
+func (h *Handler) release(q *request) (any, error) {
+	name, err := q.name(0)
+	if err != nil {
+		return nil, err
+	}
+	var body TokenRequest
+	if err := q.readBody(&body, false); err != nil {
+		return nil, err
+	}
+	if body.Token == 0 {
+		return nil, invalid("field \"token\" must be positive")
+	}
+	if err := h.node.ReleaseLock(q.ctx, name, body.Token); err != nil {
+		return nil, err
+	}
+	return Empty{}, nil
+}
+
+func (h *Handler) getLock(q *request) (any, error) {
+	name, err := q.name(0)
+	if err != nil {
+		return nil, err
+	}
+	var opts []abacus.Option
+	switch c := q.r.URL.Query().Get("consistency"); c {
+	case "", "linearizable":
+	case "stale":
+		opts = append(opts, abacus.Stale())
+	default:
+		return nil, invalid("unknown consistency %q: want linearizable or stale", c)
+	}
+	info, err := h.node.GetLock(q.ctx, name, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Held {
+		return LockResponse{}, nil
+	}
+	return LockResponse{Held: true, Holder: info.Holder, Token: info.Token, TTLMSRemaining: millis(info.Remaining)}, nil
+}
+
+func (h *Handler) registerInstance(q *request) (any, error) {
+	var body InstanceRequest
+	if err := q.readBody(&body, false); err != nil {
+		return nil, err
+	}
+	ttl, err := ttlField("ttl_ms", body.TTLMS, false)
+	if err != nil {
+		return nil, err
+	}
+	id, err := h.node.RegisterInstance(q.ctx, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return InstanceResponse{Instance: ID(id), TTLMS: body.TTLMS}, nil
+}
+
+func (h *Handler) keepAliveInstance(q *request) (any, error) {
+	id, err := q.id(0)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.readBody(&Empty{}, true); err != nil {
+		return nil, err
+	}
+	ttl, err := h.node.KeepAliveOnce(q.ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return TTLResponse{TTLMS: millis(ttl)}, nil
+}
+
+func (h *Handler) deleteInstance(q *request) (any, error) {
+	id, err := q.id(0)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.readBody(&Empty{}, true); err != nil {
+		return nil, err
+	}
+	if err := h.node.Revoke(q.ctx, id); err != nil {
+		return nil, err
+	}
+	return Empty{}, nil
+}
