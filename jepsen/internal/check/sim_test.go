@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -26,6 +27,24 @@ type simConfig struct {
 	infoRate  float64
 	failRate  float64
 	mayExpire bool
+	// bug makes the simulated cluster misbehave: "stale-read" serves a
+	// third of the reads from a state up to 300 ns old, "lost-write"
+	// acknowledges its tenth non-zero add without applying it.
+	bug string
+}
+
+// simPast records a counter's states over time, for stale reads.
+type simPast struct {
+	at    []int64
+	state []CounterState
+}
+
+func (p *simPast) asOf(t int64) CounterState {
+	i, _ := slices.BinarySearch(p.at, t+1)
+	if i == 0 {
+		return CounterState{}
+	}
+	return p.state[i-1]
 }
 
 type simEvent struct {
@@ -64,6 +83,8 @@ type simLock struct {
 func simulate(cfg simConfig) (*history.History, []FinalRead) {
 	rng := rand.New(rand.NewPCG(cfg.seed, 42))
 	counters := map[string]*CounterState{}
+	past := map[string]*simPast{}
+	okAdds := 0
 	locks := map[string]*simLock{}
 	for _, l := range cfg.locks {
 		locks[l] = &simLock{}
@@ -185,8 +206,23 @@ func simulate(cfg simConfig) (*history.History, []FinalRead) {
 			if s == nil {
 				s = &CounterState{}
 				counters[op.Key] = s
+				past[op.Key] = &simPast{}
 			}
+			before := *s
 			out = applyCounter(s, op)
+			switch {
+			case cfg.bug == "stale-read" && op.Kind == history.Get && rng.IntN(3) == 0:
+				old := past[op.Key].asOf(e.at - rng.Int64N(300))
+				out = history.Output{Value: old.Value, Exists: old.Exists}
+			case cfg.bug == "lost-write" && op.Kind == history.Add && op.Outcome == history.Ok && out.Error == "" && op.In.Delta != 0:
+				if okAdds++; okAdds == 10 {
+					*s = before // acknowledged, never applied
+				}
+			}
+			if *s != before {
+				past[op.Key].at = append(past[op.Key].at, e.at)
+				past[op.Key].state = append(past[op.Key].state, *s)
+			}
 		}
 		if op.Outcome == history.Ok {
 			op.Out = out
@@ -360,6 +396,32 @@ func TestSimulatedCorruptionsAreCaught(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSimulatedBuggyClustersAreCaught(t *testing.T) {
+	tests := []struct {
+		bug      string
+		checks   []string // each must find the bug in every seed
+		infoRate float64
+	}{
+		{"stale-read", []string{NameLinearizable, NameCounterBounds}, 0.05},
+		// Unknown adds would widen the final range enough to hide a lost one.
+		{"lost-write", []string{NameLinearizable, NameLostWrites}, 0},
+	}
+	for _, tt := range tests {
+		for seed := range uint64(6) {
+			t.Run(fmt.Sprintf("%s-seed%d", tt.bug, seed), func(t *testing.T) {
+				h, finals := simulate(simConfig{seed: seed, clients: 5, ops: 60, addOnly: []string{"n"},
+					infoRate: tt.infoRate, failRate: 0.05, bug: tt.bug})
+				v := Run(context.Background(), Input{History: h, FinalReads: finals}, Options{Timeout: 20 * time.Second})
+				for _, name := range tt.checks {
+					if c := v.Check(name); c.Status != StatusInvalid {
+						t.Errorf("%s: %s (%s)", name, c.Status, c.Detail)
+					}
+				}
+			})
+		}
 	}
 }
 
