@@ -182,3 +182,62 @@ func TestRetryIsExactlyOnce(t *testing.T) {
 		t.Fatalf("add through a lossy node without retries: %v", err)
 	}
 }
+
+func TestLocksAndInstances(t *testing.T) {
+	_, srvs := serve(t, 1)
+	c, err := client.New(urls(srvs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testcluster.Context(t, 20*time.Second)
+	got, err := c.AcquireLock(ctx, "L", "w1", time.Minute, 0)
+	if err != nil || got.Token == 0 || got.TTLMS != 60000 {
+		t.Fatalf("acquire: %+v %v", got, err)
+	}
+	_, err = c.AcquireLock(ctx, "L", "w2", time.Minute, 20*time.Millisecond)
+	var apiErr *client.Error
+	if !errors.Is(err, client.ErrLockHeld) || !errors.As(err, &apiErr) || apiErr.Holder != "w1" {
+		t.Fatalf("contended acquire: %v", err)
+	}
+	if ttl, err := c.KeepAliveLock(ctx, "L", got.Token); err != nil || ttl != time.Minute {
+		t.Fatalf("keepalive: %v %v", ttl, err)
+	}
+	if info, err := c.GetLock(ctx, "L"); err != nil || !info.Held || info.Holder != "w1" || info.Token != got.Token {
+		t.Fatalf("get lock: %+v %v", info, err)
+	}
+	if _, err := c.Add(ctx, "fenced", 1, client.Fence("L", got.Token)); err != nil {
+		t.Fatalf("fenced add: %v", err)
+	}
+	if err := c.ReleaseLock(ctx, "L", got.Token); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	if _, err := c.Add(ctx, "fenced", 1, client.Fence("L", got.Token)); !errors.Is(err, client.ErrStaleToken) {
+		t.Fatalf("fenced add after release: %v", err)
+	}
+	if _, err := c.KeepAliveLock(ctx, "L", got.Token); !errors.Is(err, client.ErrStaleToken) {
+		t.Fatalf("keepalive after release: %v", err)
+	}
+
+	id, err := c.RegisterInstance(ctx, time.Minute)
+	if err != nil || id == 0 {
+		t.Fatalf("register: %d %v", id, err)
+	}
+	if r, err := c.Add(ctx, "conns", 2, client.Instance(id)); err != nil || r.Value != 2 || r.InstanceValue == nil || *r.InstanceValue != 2 {
+		t.Fatalf("instance add: %+v %v", r, err)
+	}
+	if _, err := c.Add(ctx, "conns", 1); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := c.KeepAliveInstance(ctx, id); err != nil || ttl != time.Minute {
+		t.Fatalf("instance keepalive: %v %v", ttl, err)
+	}
+	if err := c.DeleteInstance(ctx, id); err != nil {
+		t.Fatalf("delete instance: %v", err)
+	}
+	if r, err := c.Get(ctx, "conns"); err != nil || r.Value != 1 {
+		t.Fatalf("after the instance ended: %+v %v", r, err)
+	}
+	if _, err := c.KeepAliveInstance(ctx, 123456789); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("unknown instance: %v", err)
+	}
+}
