@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// Clock is the node's source of time. Only elapsed time between two
-// readings matters to abacus (state-machine time advances by the leader's
-// elapsed time, never by its wall clock), so a clock whose wall time is
-// wrong cannot expire a lease early.
+// Clock is a node's wall clock. abacus decides nothing by it: state-machine
+// time advances by the leader's elapsed time, measured on the process's
+// monotonic clock, so a node whose wall clock is wrong, or jumps, cannot
+// end a lease early. The wall clock only sets the epoch when a new cluster
+// first elects a leader, so that times in the state read as dates.
 type Clock interface {
-	// Now returns the current time. Readings must carry Go's monotonic
-	// clock reading (as time.Now does), so that Sub measures elapsed time.
+	// Now returns the wall-clock time.
 	Now() time.Time
 }
 
@@ -22,16 +22,15 @@ func (systemClock) Now() time.Time { return time.Now() }
 // SystemClock returns the system clock.
 func SystemClock() Clock { return systemClock{} }
 
-// OffsetClock is a Clock whose wall time is shifted by an adjustable
-// offset, for tests and fault injection. Shifting it does not change
-// elapsed time measured across a shift less than the shift itself: it
-// models a node whose wall clock is wrong.
+// OffsetClock is a Clock whose time is the system's shifted by an
+// adjustable offset: a node whose wall clock is wrong, for tests and fault
+// injection.
 type OffsetClock struct {
 	offset atomic.Int64
 }
 
 // Now returns the system time plus the offset.
-func (c *OffsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *OffsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())).Round(0) }
 
 // SetOffset sets the offset from the system clock.
 func (c *OffsetClock) SetOffset(d time.Duration) { c.offset.Store(int64(d)) }

@@ -84,6 +84,11 @@ type Config struct {
 	// they are in flight, new proposals gather into the next entry.
 	// Default 8.
 	MaxInflightEntries int
+	// TickInterval is how often a leader records the time in the log while
+	// leases or expiring counters are pending. A new leader continues from
+	// the last recorded time, so a change of leader extends leases by at
+	// most about this plus the election. Default 250ms.
+	TickInterval time.Duration
 	// RetryBackoff is the first pause before a proposal whose outcome is
 	// unknown is retried; it doubles up to 16 times that. Default 10ms.
 	RetryBackoff time.Duration
@@ -116,6 +121,7 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		MaxEntryProposals:  1024,
 		MaxInflightEntries: 8,
+		TickInterval:       250 * time.Millisecond,
 		RetryBackoff:       10 * time.Millisecond,
 	}
 }
@@ -136,6 +142,7 @@ func (c Config) withDefaults() Config {
 	setDuration(&c.CommitTimeout, d.CommitTimeout)
 	setDuration(&c.SnapshotInterval, d.SnapshotInterval)
 	setDuration(&c.RetryBackoff, d.RetryBackoff)
+	setDuration(&c.TickInterval, d.TickInterval)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = d.SnapshotThreshold
 	}
@@ -203,6 +210,9 @@ func (c Config) Validate() error {
 	if c.ReadLease <= 0 || c.ReadLease+c.DriftMargin >= c.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("ReadLease (%v) plus DriftMargin (%v) must stay below HeartbeatTimeout (%v)",
 			c.ReadLease, c.DriftMargin, c.HeartbeatTimeout))
+	}
+	if c.TickInterval < time.Millisecond {
+		errs = append(errs, errors.New("TickInterval must be at least 1ms"))
 	}
 	if c.DriftMargin < 0 {
 		errs = append(errs, errors.New("DriftMargin must not be negative"))

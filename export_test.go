@@ -24,3 +24,17 @@ func LockQueueLenForTest(n *Node, name string) int {
 	}
 	return 0
 }
+
+// LockQueueHoldersForTest returns the holders waiting for lock name on n,
+// in queue order.
+func LockQueueHoldersForTest(n *Node, name string) []string {
+	n.fsm.mu.RLock()
+	defer n.fsm.mu.RUnlock()
+	var out []string
+	if lk := n.fsm.locks[name]; lk != nil {
+		for _, w := range lk.waiters {
+			out = append(out, w.holder)
+		}
+	}
+	return out
+}

@@ -29,7 +29,7 @@ type Instance struct {
 // NewInstance registers an instance and keeps it alive until Close or
 // until ctx ends.
 func (n *Node) NewInstance(ctx context.Context, ttl time.Duration) (*Instance, error) {
-	sent := n.cfg.Clock.Now()
+	sent := time.Now()
 	id, err := n.Grant(ctx, ttl)
 	if err != nil {
 		return nil, err

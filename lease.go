@@ -54,7 +54,7 @@ func (n *Node) TimeToLive(ctx context.Context, id uint64, opts ...Option) (Lease
 // closes when the lease is lost: it ended, or no renewal succeeded before
 // the holder's conservative deadline (see Keeper.ValidUntil).
 func (n *Node) KeepAlive(ctx context.Context, id uint64) (*Keeper, error) {
-	sent := n.cfg.Clock.Now()
+	sent := time.Now()
 	ttl, err := n.KeepAliveOnce(ctx, id)
 	if err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ func (k *Keeper) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		sent := k.n.cfg.Clock.Now()
+		sent := time.Now()
 		until := k.ValidUntil()
 		if !sent.Before(until) {
 			close(k.lost)

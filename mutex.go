@@ -62,7 +62,7 @@ func (n *Node) acquire(ctx context.Context, name, holder string, ttl, wait, dela
 	if err := cmd.Validate(); err != nil {
 		return LockInfo{}, err
 	}
-	sent := n.cfg.Clock.Now()
+	sent := time.Now()
 	lease, err := n.Grant(ctx, ttl)
 	if err != nil {
 		return LockInfo{}, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/abacuskit/abacus/internal/transport"
 )
@@ -206,17 +207,17 @@ func (n *Node) Do(ctx context.Context, cmd Command, opts ...Option) (Result, err
 	if err := cmd.Validate(); err != nil {
 		return Result{}, err
 	}
-	start := n.cfg.Clock.Now()
+	start := time.Now()
 	var (
 		res Result
 		err error
 	)
 	if cmd.Op.ReadOnly() {
 		res, err = n.read(ctx, cmd, o.stale)
-		n.metrics.observeRead(n.cfg.Clock.Now().Sub(start), err)
+		n.metrics.observeRead(time.Since(start), err)
 	} else {
 		res, err = n.write(ctx, cmd, o.key)
-		n.metrics.observeWrite(n.cfg.Clock.Now().Sub(start), err)
+		n.metrics.observeWrite(time.Since(start), err)
 	}
 	if err != nil {
 		return Result{}, err

@@ -40,7 +40,6 @@ func (raftBackend) Open(env *Env) (Replicator, error) { return openRaft(env) }
 type raftReplicator struct {
 	cfg     Config
 	log     *slog.Logger
-	clock   Clock
 	fsm     *FSM
 	metrics *Metrics
 
@@ -103,7 +102,6 @@ func openRaft(env *Env) (*raftReplicator, error) {
 	r := &raftReplicator{
 		cfg:      cfg,
 		log:      env.Logger,
-		clock:    cfg.Clock,
 		fsm:      env.FSM,
 		metrics:  env.Metrics,
 		store:    store,
@@ -237,8 +235,8 @@ type leaderTerm struct {
 }
 
 // stamp returns the time for a new entry: never below the last one.
-func (lt *leaderTerm) stamp(c Clock) int64 {
-	t := lt.peek(c)
+func (lt *leaderTerm) stamp() int64 {
+	t := lt.peek()
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	if t < lt.last {
@@ -248,8 +246,8 @@ func (lt *leaderTerm) stamp(c Clock) int64 {
 	return t
 }
 
-func (lt *leaderTerm) peek(c Clock) int64 {
-	return lt.baseSM + int64(c.Now().Sub(lt.baseMono))
+func (lt *leaderTerm) peek() int64 {
+	return lt.baseSM + int64(time.Since(lt.baseMono))
 }
 
 func (r *raftReplicator) watchLeadership() {
@@ -270,7 +268,7 @@ func (r *raftReplicator) watchLeadership() {
 				r.log.Info("lost leadership")
 				continue
 			}
-			now := r.clock.Now()
+			now := time.Now()
 			lt := &leaderTerm{
 				term:     r.raft.CurrentTerm(),
 				took:     now,
@@ -298,7 +296,13 @@ func (r *raftReplicator) lead(lt *leaderTerm) {
 		}
 	}
 	lt.baseSM = r.fsm.Now()
-	lt.baseMono = r.clock.Now()
+	if lt.baseSM == 0 {
+		// A new cluster's first term starts state-machine time at the wall
+		// clock, so times in the state read as dates. Only this epoch comes
+		// from a wall clock; time then advances by elapsed time alone.
+		lt.baseSM = r.cfg.Clock.Now().UnixNano()
+	}
+	lt.baseMono = time.Now()
 	lt.last = lt.baseSM
 	close(lt.ready)
 	r.goroutine(func() { r.renewLease(lt) })
@@ -323,7 +327,7 @@ func (r *raftReplicator) leading(ctx context.Context, write bool) (*leaderTerm, 
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
 	if write {
-		if wait := lt.writesAt.Sub(r.clock.Now()); wait > 0 {
+		if wait := time.Until(lt.writesAt); wait > 0 {
 			t := time.NewTimer(wait)
 			defer t.Stop()
 			select {
@@ -402,7 +406,7 @@ func (r *raftReplicator) batcher() {
 			finish(batch, outcome{err: fmt.Errorf("%w: not the leader", ErrUnavailable)})
 			continue
 		}
-		t := lt.stamp(r.clock)
+		t := lt.stamp()
 		props := make([]Proposal, len(batch))
 		for i, pd := range batch {
 			props[i] = pd.p
@@ -488,7 +492,7 @@ func (r *raftReplicator) Read(ctx context.Context, cmd Command) (Result, error) 
 }
 
 func (r *raftReplicator) readLocal(ctx context.Context, lt *leaderTerm, cmd Command) (Result, error) {
-	if r.lease.valid(lt.term, r.clock.Now()) {
+	if r.lease.valid(lt.term, time.Now()) {
 		r.metrics.CountRead(true)
 		return r.fsm.Read(cmd), nil
 	}
@@ -504,29 +508,27 @@ func (r *raftReplicator) readLocal(ctx context.Context, lt *leaderTerm, cmd Comm
 
 // tickLoop proposes a tick whenever state-machine time reaches the next
 // expiry deadline, so leases and expiring counters end on time without
-// waiting for other traffic.
+// waiting for other traffic. While anything can expire it also records
+// time at least every TickInterval: a successor continues from the last
+// time in the log, so this bounds how much a change of leader can extend a
+// lease.
 func (r *raftReplicator) tickLoop(lt *leaderTerm) {
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
+	interval := int64(r.cfg.TickInterval)
 	for {
 		wait := time.Hour
 		if deadline, ok := r.fsm.NextDeadline(); ok {
-			if now := lt.peek(r.clock); now >= deadline {
-				ctx, cancel := context.WithTimeout(lt.ctx, r.cfg.ElectionTimeout)
-				if _, err := r.leading(ctx, true); err == nil {
-					_, err = r.submit(ctx, Proposal{Cmd: Command{Op: OpTick}})
-					if err != nil {
-						r.log.Debug("tick failed", "err", err)
-					}
-				}
-				cancel()
+			now := lt.peek()
+			lag := now - r.fsm.Now()
+			if now >= deadline || lag >= interval {
+				r.tick(lt)
 				if lt.ctx.Err() != nil {
 					return
 				}
 				continue
-			} else {
-				wait = time.Duration(deadline - now)
 			}
+			wait = time.Duration(min(deadline-now, interval-lag))
 		}
 		idle.Reset(wait)
 		select {
@@ -538,6 +540,17 @@ func (r *raftReplicator) tickLoop(lt *leaderTerm) {
 		case <-lt.ctx.Done():
 			return
 		}
+	}
+}
+
+func (r *raftReplicator) tick(lt *leaderTerm) {
+	ctx, cancel := context.WithTimeout(lt.ctx, r.cfg.ElectionTimeout)
+	defer cancel()
+	if _, err := r.leading(ctx, true); err != nil {
+		return
+	}
+	if _, err := r.submit(ctx, Proposal{Cmd: Command{Op: OpTick}}); err != nil {
+		r.log.Debug("tick failed", "err", err)
 	}
 }
 

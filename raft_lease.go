@@ -105,7 +105,7 @@ func (r *raftReplicator) confirmLeadership() error {
 	if lt == nil {
 		return fmt.Errorf("%w: not the leader", ErrUnavailable)
 	}
-	start := r.clock.Now()
+	start := time.Now()
 	if err := r.raft.VerifyLeader().Error(); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
