@@ -229,18 +229,27 @@ func (n *Node) write(ctx context.Context, cmd Command, key string) (Result, erro
 	if key != "" {
 		return n.propose(ctx, Proposal{Client: keyClient(key), Seq: 1, Ack: 1, Cmd: cmd})
 	}
-	s := n.session.Load()
-	seq, ack := s.begin()
-	defer s.finish(seq)
-	res, err := n.propose(ctx, Proposal{Client: s.id, Seq: seq, Ack: ack, Cmd: cmd})
-	if err == nil && res.Code == CodeSessionExpired {
-		// The state machine forgot this session (idle past SessionTTL).
-		// Whether earlier attempts of this proposal applied is unknowable;
-		// later calls get a fresh session.
-		n.session.CompareAndSwap(s, newClientSession())
-		return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ErrSessionExpired)
+	for restarts := 0; ; restarts++ {
+		s := n.session.Load()
+		seq, ack := s.begin()
+		res, err := n.propose(ctx, Proposal{Client: s.id, Seq: seq, Ack: ack, Cmd: cmd})
+		s.finish(seq)
+		switch {
+		case errors.Is(err, errSessionRestart) && restarts < 3:
+			// The state machine forgot this session (idle past SessionTTL,
+			// or evicted) and applied nothing: continue on a fresh one.
+			n.session.CompareAndSwap(s, newClientSession())
+			continue
+		case errors.Is(err, errSessionRestart):
+			return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrSessionExpired)
+		case err == nil && res.Code == CodeSessionExpired:
+			// Forgotten after an attempt whose outcome is unknown: whether
+			// that attempt applied can no longer be told.
+			n.session.CompareAndSwap(s, newClientSession())
+			return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ErrSessionExpired)
+		}
+		return res, err
 	}
-	return res, err
 }
 
 // fanout passes state-machine changes to every registered observer.

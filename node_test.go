@@ -1,6 +1,7 @@
 package abacus_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -44,4 +45,28 @@ func TestClusterWritesThroughEveryNode(t *testing.T) {
 		}
 	}
 	_ = abacus.ErrClosed
+}
+
+// A node idle past the state machine's session TTL has its session
+// forgotten; its next write starts a new session instead of failing.
+func TestIdleSessionRestarts(t *testing.T) {
+	c := testcluster.New(t, 1, func(_ int, cfg *abacus.Config) {
+		cfg.FSM.SessionTTL = 200 * time.Millisecond
+	})
+	ctx := testcluster.Context(t, 10*time.Second)
+	n := c.Nodes[0]
+	if _, err := n.Add(ctx, "a", 1); err != nil {
+		t.Fatal(err)
+	}
+	// Writes from other sessions move state-machine time past the TTL.
+	start := time.Now()
+	for i := 0; time.Since(start) < 500*time.Millisecond; i++ {
+		if _, err := n.Add(ctx, "b", 1, abacus.WithIdempotencyKey(fmt.Sprint("k", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := n.Add(ctx, "a", 1)
+	if err != nil || got.Value != 2 {
+		t.Fatalf("write after the session expired: %+v %v", got, err)
+	}
 }

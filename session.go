@@ -73,6 +73,11 @@ func (n *Node) propose(ctx context.Context, p Proposal) (Result, error) {
 		}
 		res, err := n.repl.Propose(ctx, p)
 		if err == nil {
+			if res.Code == CodeSessionExpired && !uncertain {
+				// Refused before it could apply, and no earlier attempt
+				// can have applied: the caller may start a new session.
+				return res, errSessionRestart
+			}
 			return res, nil
 		}
 		switch {
@@ -101,6 +106,10 @@ func (n *Node) propose(ctx context.Context, p Proposal) (Result, error) {
 		backoff = min(2*backoff, 16*n.cfg.RetryBackoff)
 	}
 }
+
+// errSessionRestart tells write that a proposal was refused because the
+// state machine forgot the node's session, and that nothing was applied.
+var errSessionRestart = errors.New("abacus: session restart")
 
 func (n *Node) giveUp(uncertain bool, cause error) error {
 	if uncertain {
