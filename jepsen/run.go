@@ -1,0 +1,350 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/abacuskit/abacus/client"
+	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/jepsen/internal/check"
+	"github.com/abacuskit/abacus/jepsen/internal/history"
+	"github.com/abacuskit/abacus/jepsen/internal/report"
+)
+
+// Files the runner writes into a run directory, besides report's.
+const (
+	FaultLogFile = "faults.log"
+	RunFile      = "run.json"
+)
+
+// ConvergenceMethod says how convergence is judged: the HTTP API has no
+// state-hash endpoint, so after healing the runner waits until every node
+// has applied the highest commit index any node reports (GET /v1/cluster)
+// and then reads every counter from every node with consistency=stale.
+const ConvergenceMethod = "applied_index from GET /v1/cluster, then final stale reads of every counter from every node"
+
+// Config is one run of the harness.
+type Config struct {
+	// Bin is the node program's binary (BuildNode).
+	Bin string
+	// Backend is passed to the nodes as --backend (raft or rabia).
+	Backend string
+	// Nodes is the cluster size (3 or 5).
+	Nodes int
+	// Faults are the fault kinds the nemesis may inject (empty: none).
+	Faults []string
+	// Duration is how long the clients run.
+	Duration time.Duration
+	// Seed drives the fault schedule and the clients' choices.
+	Seed uint64
+	// Dir is the run directory (created).
+	Dir string
+	// Workload shapes the clients' requests.
+	Workload Workload
+	// Quiet and Hold tune the nemesis (see Nemesis); zero keeps its
+	// defaults.
+	Quiet, Hold time.Duration
+	// CheckTimeout bounds porcupine per partition (default 60s).
+	CheckTimeout time.Duration
+	// Progress receives a progress line every ProgressEvery (default 5s).
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	// Log receives the runner's structured log. Default: discard.
+	Log *slog.Logger
+}
+
+// Figures are a run's numbers for reports.
+type Figures struct {
+	Ops             int           `json:"ops"`
+	Ok              int           `json:"ok"`
+	Fail            int           `json:"fail"`
+	Info            int           `json:"info"`
+	Faults          int           `json:"faults"`
+	CheckTime       time.Duration `json:"check_time_ns"`
+	LongestWriteGap time.Duration `json:"longest_write_gap_ns"`
+}
+
+// RunInfo is the content of run.json: what was run and what came of it.
+type RunInfo struct {
+	Backend     string        `json:"backend"`
+	Nodes       int           `json:"nodes"`
+	Faults      []string      `json:"faults"`
+	Duration    time.Duration `json:"duration_ns"`
+	Seed        uint64        `json:"seed"`
+	Workload    Workload      `json:"workload"`
+	Status      check.Status  `json:"status"`
+	Verdict     string        `json:"verdict"`
+	Figures     Figures       `json:"figures"`
+	Convergence string        `json:"convergence"`
+	// Crashes are node exits the harness did not cause.
+	Crashes []string `json:"crashes,omitempty"`
+	// Notes are problems met while running (faults that could not be
+	// injected, final reads that could not be made).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Outcome is what Run returns.
+type Outcome struct {
+	Dir     string
+	Verdict *check.Verdict
+	// Line is the one-line verdict.
+	Line string
+	Info RunInfo
+}
+
+// ExitCode maps the outcome to the harness's exit status: 0 valid, 1
+// invalid, 2 unknown.
+func (o *Outcome) ExitCode() int {
+	switch o.Info.Status {
+	case check.StatusValid:
+		return 0
+	case check.StatusInvalid:
+		return 1
+	}
+	return 2
+}
+
+func (cfg *Config) defaults() {
+	if cfg.Backend == "" {
+		cfg.Backend = "raft"
+	}
+	if cfg.Nodes <= 0 {
+		cfg.Nodes = 3
+	}
+	if cfg.Workload.Counters == 0 {
+		cfg.Workload = DefaultWorkload()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = 5 * time.Second
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = time.Minute
+	}
+}
+
+// Run starts a cluster, runs the workload and the nemesis for
+// cfg.Duration, heals, reads the final state from every node, judges the
+// history and writes the run directory. An error means the run could not
+// be made or judged (its verdict is unknown).
+func Run(ctx context.Context, cfg Config) (*Outcome, error) {
+	cfg.defaults()
+	log := cfg.Log
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	flog, err := os.Create(filepath.Join(cfg.Dir, FaultLogFile))
+	if err != nil {
+		return nil, err
+	}
+	defer flog.Close()
+
+	cl, err := NewCluster(cfg.Bin, cfg.Backend, cfg.Dir, cfg.Nodes, log)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.StopAll(5 * time.Second)
+	progress := func(format string, args ...any) {
+		fmt.Fprintf(cfg.Progress, "jepsen: "+format+"\n", args...)
+	}
+	progress("starting %d %s nodes in %s", cfg.Nodes, cfg.Backend, cfg.Dir)
+	if err := cl.StartAll(); err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = cl.WaitReady(rctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("%w (node logs in %s)", err, filepath.Join(cfg.Dir, "nodes"))
+	}
+
+	rec := history.NewRecorder()
+	var (
+		stop    atomic.Bool
+		tallies counts
+		wg      sync.WaitGroup
+		wl      = cfg.Workload
+		proc    = 0
+	)
+	var clients []*client.Client
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for _, n := range cl.nodes {
+		for k := range wl.CounterClients + wl.LockClients {
+			c, err := client.New([]string{"http://" + n.httpAddr}, client.WithoutRetries(), client.WithAttemptTimeout(wl.OpTimeout))
+			if err != nil {
+				return nil, err
+			}
+			clients = append(clients, c)
+			w := &worker{proc: proc, node: n.id, c: c, rec: rec, wl: wl, counts: &tallies, stop: &stop,
+				rng: mrand.New(mrand.NewPCG(cfg.Seed, uint64(proc)+1)), last: map[string]int64{}}
+			proc++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if k < wl.CounterClients {
+					w.runCounters()
+				} else {
+					w.runLocks()
+				}
+			}()
+		}
+	}
+	nem := NewNemesis(cl, rec, cfg.Faults, cfg.Seed, flog, log)
+	nem.LockTTL = wl.LockTTL
+	if cfg.Quiet > 0 {
+		nem.Quiet = cfg.Quiet
+	}
+	if cfg.Hold > 0 {
+		nem.Hold = cfg.Hold
+	}
+	nctx, ncancel := context.WithTimeout(ctx, cfg.Duration)
+	defer ncancel()
+	nemDone := make(chan struct{})
+	go func() {
+		defer close(nemDone)
+		nem.Run(nctx)
+	}()
+	progress("running %s for %v with faults [%s], seed %d", wl.summary(cfg.Nodes), cfg.Duration, strings.Join(cfg.Faults, ","), cfg.Seed)
+	tick := time.NewTicker(cfg.ProgressEvery)
+wait:
+	for {
+		select {
+		case <-nctx.Done():
+			break wait
+		case <-tick.C:
+			progress("%5.1fs  %d ok, %d fail, %d info, %d faults", float64(rec.Now())/1e9,
+				tallies.ok.Load(), tallies.fail.Load(), tallies.info.Load(), nem.Count())
+		}
+	}
+	tick.Stop()
+	stop.Store(true)
+	<-nemDone
+	wg.Wait()
+	progress("%5.1fs  clients stopped: %d ok, %d fail, %d info; healing", float64(rec.Now())/1e9,
+		tallies.ok.Load(), tallies.fail.Load(), tallies.info.Load())
+
+	var notes []string
+	if err := nem.HealAll(ctx); err != nil {
+		notes = append(notes, "healing: "+err.Error())
+	}
+	h := rec.History()
+	in := check.Input{History: h}
+	finals, fnotes := finalReads(ctx, cl, wl.CounterNames())
+	notes = append(notes, fnotes...)
+	in.FinalReads = finals
+	progress("%d final reads from %d nodes; checking %d ops", len(finals), cfg.Nodes, len(h.Ops))
+
+	v := check.Run(ctx, in, check.Options{Timeout: cfg.CheckTimeout, Logger: log})
+	line, err := report.Write(ctx, cfg.Dir, in, v, report.Options{})
+	if err != nil {
+		return nil, err
+	}
+	info := RunInfo{
+		Backend: cfg.Backend, Nodes: cfg.Nodes, Faults: cfg.Faults, Duration: cfg.Duration, Seed: cfg.Seed,
+		Workload: wl, Status: v.Status, Verdict: line, Convergence: ConvergenceMethod,
+		Crashes: cl.Crashes(), Notes: notes,
+		Figures: Figures{Ops: v.Summary.Ops, Ok: v.Summary.Ok, Fail: v.Summary.Fail, Info: v.Summary.Info,
+			Faults: v.Summary.Faults, CheckTime: v.Elapsed, LongestWriteGap: time.Duration(v.Summary.LongestWriteGap.Nanos)},
+	}
+	for _, c := range info.Crashes {
+		progress("WARNING: %s", c)
+	}
+	for _, n := range notes {
+		progress("note: %s", n)
+	}
+	data, err := json.MarshalIndent(&info, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(cfg.Dir, RunFile), append(data, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return &Outcome{Dir: cfg.Dir, Verdict: v, Line: line, Info: info}, nil
+}
+
+func (w Workload) summary(nodes int) string {
+	return fmt.Sprintf("%d counter and %d lock clients over %d counters and %d locks",
+		nodes*w.CounterClients, nodes*w.LockClients, w.Counters, w.Locks)
+}
+
+// finalReads waits until every node has applied everything committed,
+// then reads every counter from every node with consistency=stale.
+func finalReads(ctx context.Context, cl *Cluster, names []string) ([]check.FinalRead, []string) {
+	var notes []string
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := cl.WaitReady(rctx)
+	cancel()
+	if err != nil {
+		notes = append(notes, "after healing: "+err.Error())
+	}
+	if err := settle(ctx, cl); err != nil {
+		notes = append(notes, "settling: "+err.Error())
+	}
+	var finals []check.FinalRead
+	for _, n := range cl.nodes {
+		for _, name := range names {
+			var res httpapi.GetResponse
+			err := retry(ctx, 5*time.Second, func(ctx context.Context) error {
+				var err error
+				res, err = n.admin.Get(ctx, name, client.Stale())
+				return err
+			})
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("final read of %s on %s: %v", name, n.id, err))
+				continue
+			}
+			finals = append(finals, check.FinalRead{Node: n.id, Key: name, Value: res.Value, Exists: res.Exists})
+		}
+	}
+	return finals, notes
+}
+
+// settle waits until every node's applied index reaches the highest commit
+// index any of them reported once the clients had stopped.
+func settle(ctx context.Context, cl *Cluster) error {
+	var target uint64
+	err := retry(ctx, 10*time.Second, func(ctx context.Context) error {
+		for _, n := range cl.nodes {
+			st, err := n.admin.NodeStatus(ctx, 0)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.id, err)
+			}
+			target = max(target, st.CommitIndex, st.AppliedIndex)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return retry(ctx, 30*time.Second, func(ctx context.Context) error {
+		for _, n := range cl.nodes {
+			st, err := n.admin.NodeStatus(ctx, 0)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.id, err)
+			}
+			if st.AppliedIndex < target {
+				return fmt.Errorf("%s applied %d of %d", n.id, st.AppliedIndex, target)
+			}
+		}
+		return nil
+	})
+}

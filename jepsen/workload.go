@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/abacuskit/abacus/client"
+	"github.com/abacuskit/abacus/jepsen/internal/history"
+)
+
+// Workload shapes the requests the client goroutines make.
+type Workload struct {
+	// Counters is the number of counters (8–16 keeps per-counter histories
+	// small enough to check); the first AddOnly of them see only adds and
+	// reads, the rest also sets, compare-and-sets and deletes.
+	Counters int
+	AddOnly  int
+	// QuotaMax bounds the adds to the first counter ("increment only while
+	// below"), so refusals (out_of_range) occur.
+	QuotaMax int64
+	// Locks is the number of locks (each guards the counter "fenced-<lock>"
+	// that its holders write with fences).
+	Locks int
+	// LockTTL is the TTL of every lock lease. Holders keep it alive, but
+	// StallProb of the time stall (send nothing) for 1.5×LockTTL before
+	// writing again, as a paused holder would.
+	LockTTL   time.Duration
+	StallProb float64
+	// CounterClients and LockClients are goroutines per node.
+	CounterClients int
+	LockClients    int
+	// OpTimeout bounds each request; Think is the most a client waits
+	// between requests.
+	OpTimeout time.Duration
+	Think     time.Duration
+	// Retries is how many times a write whose outcome was Fail or Info is
+	// sent again with the same Idempotency-Key (each attempt is an op; the
+	// checkers merge them).
+	Retries int
+}
+
+// DefaultWorkload returns the workload of a standard run.
+func DefaultWorkload() Workload {
+	return Workload{
+		Counters: 12, AddOnly: 6, QuotaMax: 60, Locks: 3, LockTTL: time.Second, StallProb: 0.15,
+		CounterClients: 2, LockClients: 1, OpTimeout: 2 * time.Second, Think: 15 * time.Millisecond, Retries: 2,
+	}
+}
+
+func (w Workload) counterName(i int) string { return fmt.Sprintf("c%02d", i) }
+func (w Workload) lockName(i int) string    { return fmt.Sprintf("L%d", i) }
+func fencedCounter(lock string) string      { return "fenced-" + lock }
+
+// CounterNames returns every counter the workload touches.
+func (w Workload) CounterNames() []string {
+	var names []string
+	for i := range w.Counters {
+		names = append(names, w.counterName(i))
+	}
+	for i := range w.Locks {
+		names = append(names, fencedCounter(w.lockName(i)))
+	}
+	return names
+}
+
+// counts tallies outcomes for progress lines.
+type counts struct{ ok, fail, info atomic.Int64 }
+
+func (c *counts) add(o history.Outcome) {
+	switch o {
+	case history.Ok:
+		c.ok.Add(1)
+	case history.Fail:
+		c.fail.Add(1)
+	default:
+		c.info.Add(1)
+	}
+}
+
+// worker is one client goroutine, pinned to one node.
+type worker struct {
+	proc   int
+	node   string
+	c      *client.Client
+	rec    *history.Recorder
+	rng    *mrand.Rand
+	wl     Workload
+	counts *counts
+	stop   *atomic.Bool
+	// last is the last value this worker saw per counter, for CAS.
+	last map[string]int64
+}
+
+// classify maps a client error onto an op outcome (history package docs):
+// refusals are Ok with the code, 503 and unsent requests are Fail,
+// anything else (504, timeouts, resets after sending) is Info.
+func classify(err error) (history.Outcome, history.Output, string) {
+	if err == nil {
+		return history.Ok, history.Output{}, ""
+	}
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case history.CodeOverflow, history.CodeUnderflow, history.CodeOutOfRange, history.CodeLockHeld,
+			history.CodeStaleToken, history.CodeLeaseExpired, history.CodeNotFound, history.CodeInvalidArgument:
+			return history.Ok, history.Output{Error: ce.Code, Holder: ce.Holder}, ""
+		case "unavailable":
+			return history.Fail, history.Output{}, err.Error()
+		}
+	}
+	return history.Info, history.Output{}, err.Error()
+}
+
+// once makes one request and records it.
+func (w *worker) once(kind history.Kind, key string, in history.Input, fn func(context.Context) (history.Output, error)) (history.Outcome, history.Output) {
+	p := w.rec.Invoke(w.proc, w.node, kind, key, in)
+	// Not derived from the run's context: stopping the run must not turn
+	// requests in flight into unknown outcomes.
+	ctx, cancel := context.WithTimeout(context.Background(), w.wl.OpTimeout)
+	out, err := fn(ctx)
+	cancel()
+	o, refusal, reason := classify(err)
+	switch o {
+	case history.Ok:
+		if err != nil {
+			out = refusal
+		}
+		p.Ok(out)
+	case history.Fail:
+		p.Fail(reason)
+	default:
+		p.Info(reason)
+	}
+	w.counts.add(o)
+	return o, out
+}
+
+// write makes a write with an Idempotency-Key, sending it again with the
+// same key after Fail or Info, up to Workload.Retries times.
+func (w *worker) write(kind history.Kind, key string, in history.Input, fn func(context.Context, string) (history.Output, error)) (history.Outcome, history.Output) {
+	in.IdempotencyKey = newKey()
+	for attempt := 0; ; attempt++ {
+		o, out := w.once(kind, key, in, func(ctx context.Context) (history.Output, error) { return fn(ctx, in.IdempotencyKey) })
+		if o == history.Ok || attempt >= w.wl.Retries || w.stop.Load() {
+			return o, out
+		}
+		time.Sleep(time.Duration(50*(attempt+1)) * time.Millisecond)
+	}
+}
+
+func (w *worker) think() {
+	if w.wl.Think > 0 {
+		time.Sleep(time.Duration(w.rng.Int64N(int64(w.wl.Think))))
+	}
+}
+
+// runCounters loops over random counter operations until stop is set.
+func (w *worker) runCounters() {
+	for !w.stop.Load() {
+		i := w.rng.IntN(w.wl.Counters)
+		name := w.wl.counterName(i)
+		r := w.rng.Float64()
+		switch {
+		case i < w.wl.AddOnly && r < 0.65:
+			delta := 1 + w.rng.Int64N(5)
+			in := history.Input{Delta: delta}
+			var opts []client.CallOption
+			if i == 0 && w.wl.QuotaMax > 0 {
+				in.Max = history.Int64(w.wl.QuotaMax)
+				opts = append(opts, client.Max(w.wl.QuotaMax))
+			}
+			w.add(name, in, opts...)
+		case i < w.wl.AddOnly:
+			w.get(name)
+		case r < 0.25:
+			w.add(name, history.Input{Delta: w.rng.Int64N(9) - 3})
+		case r < 0.40:
+			v := w.rng.Int64N(20)
+			w.write(history.Set, name, history.Input{Value: v}, func(ctx context.Context, k string) (history.Output, error) {
+				res, err := w.c.Set(ctx, name, v, client.IdempotencyKey(k))
+				return history.Output{Previous: res.Previous, Value: res.Value}, err
+			})
+		case r < 0.60:
+			old, ok := w.last[name]
+			if !ok || w.rng.IntN(4) == 0 {
+				old = w.rng.Int64N(20)
+			}
+			nv := w.rng.Int64N(20)
+			o, out := w.write(history.CAS, name, history.Input{Old: old, New: nv}, func(ctx context.Context, k string) (history.Output, error) {
+				res, err := w.c.CompareAndSet(ctx, name, old, nv, client.IdempotencyKey(k))
+				return history.Output{Swapped: res.Swapped, Value: res.Value}, err
+			})
+			if o == history.Ok && out.Error == "" {
+				w.last[name] = out.Value
+			}
+		case r < 0.64:
+			w.write(history.Delete, name, history.Input{}, func(ctx context.Context, k string) (history.Output, error) {
+				res, err := w.c.Delete(ctx, name, client.IdempotencyKey(k))
+				return history.Output{Previous: res.Previous}, err
+			})
+		default:
+			w.get(name)
+		}
+		w.think()
+	}
+}
+
+func (w *worker) add(name string, in history.Input, opts ...client.CallOption) (history.Outcome, history.Output) {
+	return w.write(history.Add, name, in, func(ctx context.Context, k string) (history.Output, error) {
+		res, err := w.c.Add(ctx, name, in.Delta, append(opts, client.IdempotencyKey(k))...)
+		return history.Output{Value: res.Value}, err
+	})
+}
+
+func (w *worker) get(name string) {
+	o, out := w.once(history.Get, name, history.Input{}, func(ctx context.Context) (history.Output, error) {
+		res, err := w.c.Get(ctx, name)
+		return history.Output{Value: res.Value, Exists: res.Exists}, err
+	})
+	if o == history.Ok && out.Error == "" {
+		w.last[name] = out.Value
+	}
+}
+
+// runLocks loops acquiring a random lock, making fenced writes to its
+// counter while keeping the lease alive (or stalling past its TTL), and
+// releasing it, until stop is set.
+func (w *worker) runLocks() {
+	for seq := 0; !w.stop.Load(); seq++ {
+		lock := w.wl.lockName(w.rng.IntN(w.wl.Locks))
+		if w.rng.IntN(5) == 0 {
+			w.once(history.LockGet, lock, history.Input{}, func(ctx context.Context) (history.Output, error) {
+				res, err := w.c.GetLock(ctx, lock)
+				return history.Output{Held: res.Held, Holder: res.Holder, Token: res.Token}, err
+			})
+		}
+		holder := fmt.Sprintf("p%d-%d", w.proc, seq)
+		ttl := w.wl.LockTTL
+		wait := time.Duration(w.rng.Int64N(int64(ttl / 2)))
+		o, out := w.once(history.Acquire, lock, history.Input{Holder: holder, TTLMillis: ttl.Milliseconds()},
+			func(context.Context) (history.Output, error) {
+				// Acquisition may wait for the lock on top of the usual bound.
+				ctx, cancel := context.WithTimeout(context.Background(), w.wl.OpTimeout+wait)
+				defer cancel()
+				res, err := w.c.AcquireLock(ctx, lock, holder, ttl, wait)
+				return history.Output{Token: res.Token}, err
+			})
+		if o != history.Ok || out.Error != "" {
+			time.Sleep(time.Duration(50+w.rng.IntN(100)) * time.Millisecond)
+			continue
+		}
+		w.hold(lock, out.Token)
+	}
+}
+
+// hold uses a lock acquired with token: a few fenced writes with
+// keep-alives between them, sometimes a stall past the TTL, then a release.
+func (w *worker) hold(lock string, token uint64) {
+	fence := &history.Fence{Lock: lock, Token: token}
+	name := fencedCounter(lock)
+	writes := 2 + w.rng.IntN(4)
+	for i := 0; i < writes && !w.stop.Load(); i++ {
+		if w.rng.Float64() < w.wl.StallProb {
+			// A holder that stops sending (GC pause, stopped process):
+			// its lease runs out; its next fenced write must be refused
+			// if anyone else has acquired the lock since.
+			time.Sleep(w.wl.LockTTL * 3 / 2)
+		} else {
+			time.Sleep(w.wl.LockTTL / 5)
+		}
+		o, out := w.write(history.Add, name, history.Input{Delta: 1, Fence: fence}, func(ctx context.Context, k string) (history.Output, error) {
+			res, err := w.c.Add(ctx, name, 1, client.Fence(lock, token), client.IdempotencyKey(k))
+			return history.Output{Value: res.Value}, err
+		})
+		if o == history.Ok && out.Error != "" {
+			return // lost the lock
+		}
+		if w.rng.IntN(3) == 0 {
+			w.get(name)
+		}
+		o, out = w.once(history.KeepAlive, lock, history.Input{Token: token}, func(ctx context.Context) (history.Output, error) {
+			_, err := w.c.KeepAliveLock(ctx, lock, token)
+			return history.Output{}, err
+		})
+		if o == history.Ok && out.Error != "" {
+			return
+		}
+	}
+	w.once(history.Release, lock, history.Input{Token: token}, func(ctx context.Context) (history.Output, error) {
+		return history.Output{}, w.c.ReleaseLock(ctx, lock, token)
+	})
+}
+
+// newKey returns a random idempotency key.
+func newKey() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
