@@ -96,11 +96,11 @@ type Error struct {
 
 // Error implements error.
 func (e *Error) Error() string {
-	s := fmt.Sprintf("abacus %s: %s", e.Endpoint, e.Code)
-	if e.Message != "" {
-		s += ": " + e.Message
+	msg := e.Message
+	if msg == "" {
+		msg = e.Code
 	}
-	return s
+	return fmt.Sprintf("%s [%s from %s]", msg, e.Code, e.Endpoint)
 }
 
 // Unwrap returns the sentinel error of the code, so errors.Is works.
