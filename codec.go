@@ -62,10 +62,11 @@ func DecodeEntry(b []byte) ([]Proposal, error) {
 	if b[0] != entryVersion {
 		return nil, fmt.Errorf("%w: unknown entry version %d", ErrCorrupt, b[0])
 	}
-	dec := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(dec)
+	// A fresh decoder each time, not a pooled one: a decoder keeps the
+	// buffer a long (declared) string grew, and a pooled one would carry
+	// it, and grow it further, from one malformed input to the next.
 	r := bytes.NewReader(b[1:])
-	dec.Reset(r)
+	dec := msgpack.NewDecoder(r)
 	n, err := decodeLen(dec, MaxEntryProposals)
 	if err != nil {
 		return nil, err
@@ -104,10 +105,8 @@ func EncodeResults(rs []Result) ([]byte, error) {
 
 // DecodeResults decodes what EncodeResults encoded.
 func DecodeResults(b []byte) ([]Result, error) {
-	dec := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(dec)
 	r := bytes.NewReader(b)
-	dec.Reset(r)
+	dec := msgpack.NewDecoder(r) // not pooled: see DecodeEntry
 	n, err := decodeLen(dec, MaxEntryProposals)
 	if err != nil {
 		return nil, err

@@ -471,3 +471,50 @@ func TestCodecAllocationBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestCodecMalformedInputDoesNotAccumulate decodes, again and again, a short
+// entry whose name declares a long string. Each attempt may reserve a
+// bounded buffer, but nothing may carry over to the next: a pooled decoder
+// that kept its grown buffer made every later attempt allocate more.
+func TestCodecMalformedInputDoesNotAccumulate(t *testing.T) {
+	var buf bytes.Buffer
+	buf.WriteByte(entryVersion)
+	e := &encoder{Encoder: msgpack.NewEncoder(&buf)}
+	e.arrayLen(1)
+	e.arrayLen(proposalFields)
+	for range 4 {
+		e.uint(0)
+	}
+	e.arrayLen(commandFields)
+	e.uint(uint64(OpAdd))
+	e.uint(0)
+	if e.err != nil {
+		t.Fatal(e.err)
+	}
+	// The name: a str32 of 64 MiB with only a few bytes present.
+	entry := append(buf.Bytes(), 0xdb, 0x04, 0x00, 0x00, 0x00)
+	entry = append(entry, bytes.Repeat([]byte{'a'}, 32)...)
+	results := []byte{0x91, 0xdc, 0x00, byte(resultFields), 0, 0, 0, 0, 0xc2, 0xc2, 0, 0, 0, 0, 0, 0xdb, 0x04, 0x00, 0x00, 0x00, 'h'}
+	for _, tc := range []struct {
+		name   string
+		decode func() error
+	}{
+		{"entry", func() error { _, err := DecodeEntry(entry); return err }},
+		{"results", func() error { _, err := DecodeResults(results); return err }},
+	} {
+		var most uint64
+		for i := range 30 {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := tc.decode()
+			runtime.ReadMemStats(&after)
+			wantCodecCorrupt(t, tc.name, err)
+			grew := after.TotalAlloc - before.TotalAlloc
+			most = max(most, grew)
+			if grew > 8<<20 {
+				t.Fatalf("%s: attempt %d allocated %d bytes", tc.name, i, grew)
+			}
+		}
+		t.Logf("%s: at most %d bytes per attempt", tc.name, most)
+	}
+}
