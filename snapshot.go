@@ -69,7 +69,6 @@ type lockRecord struct {
 // Snapshot captures the current state.
 func (f *FSM) Snapshot() *Snapshot {
 	f.mu.RLock()
-	defer f.mu.RUnlock()
 	s := &Snapshot{
 		index: f.index, ops: f.ops, now: f.now,
 		nextLease: f.nextLease, nextToken: f.nextToken,
@@ -85,7 +84,6 @@ func (f *FSM) Snapshot() *Snapshot {
 		}
 		s.counters = append(s.counters, rec)
 	}
-	slices.SortFunc(s.counters, func(a, b counterRecord) int { return compareStrings(a.name, b.name) })
 	f.sessions.each(func(ss *session) {
 		rec := sessionRecord{id: ss.id, ack: ss.ack, lastSeen: ss.lastSeen, seqs: make([]uint64, 0, len(ss.results))}
 		for seq := range ss.results {
@@ -107,6 +105,10 @@ func (f *FSM) Snapshot() *Snapshot {
 		lk.waiters = slices.Clone(lk.waiters)
 		s.locks = append(s.locks, lockRecord{name: name, lock: lk})
 	}
+	f.mu.RUnlock()
+	// The records are copies: sorting them (most of the cost, with many
+	// counters) needs no lock, so applies continue meanwhile.
+	slices.SortFunc(s.counters, func(a, b counterRecord) int { return compareStrings(a.name, b.name) })
 	return s
 }
 
@@ -476,6 +478,17 @@ func (c *chunkWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return total, nil
+}
+
+// WriteByte implements io.ByteWriter. msgpack writes most values a byte at
+// a time, and without it wraps the writer in an adapter that allocates for
+// every byte.
+func (c *chunkWriter) WriteByte(b byte) error {
+	c.buf = append(c.buf, b)
+	if len(c.buf) == cap(c.buf) {
+		return c.flush()
+	}
+	return nil
 }
 
 func (c *chunkWriter) flush() error {
