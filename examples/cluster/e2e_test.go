@@ -1,0 +1,605 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/abacuskit/abacus/httpapi"
+)
+
+// End-to-end tests: the node program and the command line, built as real
+// binaries (without -race, for speed), run as separate processes on
+// loopback.
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// binaries builds the cluster program and the abacus command once.
+func binaries(t *testing.T) (clusterBin, abacusBin string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "abacus-e2e-bin-")
+		if buildErr != nil {
+			return
+		}
+		for pkg, out := range map[string]string{".": "cluster", "../../cmd/abacus": "abacus"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, out), pkg)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "cluster"), filepath.Join(binDir, "abacus")
+}
+
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	addrs, err := freeAddrs(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addrs
+}
+
+// proc is a node process started by a test.
+type proc struct {
+	id, peer, http, dir string
+	args                []string
+	cmd                 *exec.Cmd
+	log                 *bytes.Buffer
+	done                chan struct{}
+}
+
+type testCluster struct {
+	t          *testing.T
+	clusterBin string
+	abacusBin  string
+	nodes      []*proc
+	mu         sync.Mutex
+}
+
+func startCluster(t *testing.T) *testCluster {
+	t.Helper()
+	clusterBin, abacusBin := binaries(t)
+	tc := &testCluster{t: t, clusterBin: clusterBin, abacusBin: abacusBin}
+	addrs := freePorts(t, 6)
+	base := t.TempDir()
+	var peers, httpPeers []string
+	for i := range 3 {
+		id := fmt.Sprintf("n%d", i+1)
+		peers = append(peers, id+"="+addrs[i])
+		httpPeers = append(httpPeers, id+"="+addrs[3+i])
+	}
+	for i := range 3 {
+		p := &proc{id: fmt.Sprintf("n%d", i+1), peer: addrs[i], http: addrs[3+i], dir: filepath.Join(base, fmt.Sprintf("n%d", i+1))}
+		p.args = []string{"node", "--id", p.id, "--data", p.dir, "--peer-addr", p.peer, "--http-addr", p.http,
+			"--peers", strings.Join(peers, ","), "--peer-http", strings.Join(httpPeers, ","), "--log-level", "warn"}
+		tc.nodes = append(tc.nodes, p)
+	}
+	t.Cleanup(tc.stopAll)
+	for _, p := range tc.nodes {
+		tc.start(p)
+	}
+	for _, p := range tc.nodes {
+		tc.waitReady(p)
+	}
+	return tc
+}
+
+func (tc *testCluster) start(p *proc) {
+	tc.t.Helper()
+	p.cmd = exec.Command(tc.clusterBin, p.args...)
+	p.log = &bytes.Buffer{}
+	p.cmd.Stdout, p.cmd.Stderr = &syncWriter{w: p.log, mu: &tc.mu}, &syncWriter{w: p.log, mu: &tc.mu}
+	if err := p.cmd.Start(); err != nil {
+		tc.t.Fatal(err)
+	}
+	p.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(p.cmd, p.done)
+}
+
+func (tc *testCluster) logOf(p *proc) string {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return p.log.String()
+}
+
+type syncWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+func (tc *testCluster) stopAll() {
+	for _, p := range tc.nodes {
+		if p.cmd == nil || p.done == nil {
+			continue
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+func (tc *testCluster) waitReady(p *proc) {
+	tc.t.Helper()
+	eventually(tc.t, 30*time.Second, p.id+" ready", func() bool {
+		select {
+		case <-p.done:
+			tc.t.Fatalf("%s exited:\n%s", p.id, tc.logOf(p))
+		default:
+		}
+		_, code := tc.cli(p.http, "get", "ready-probe", "--no-retries", "--timeout", "1s")
+		return code == 0
+	})
+}
+
+func (tc *testCluster) endpoints() string {
+	var eps []string
+	for _, p := range tc.nodes {
+		eps = append(eps, p.http)
+	}
+	return strings.Join(eps, ",")
+}
+
+// cli runs the abacus command against endpoints and returns its stdout and
+// exit code.
+func (tc *testCluster) cli(endpoints string, args ...string) (string, int) {
+	tc.t.Helper()
+	out, _, code := tc.cliFull(endpoints, nil, args...)
+	return out, code
+}
+
+func (tc *testCluster) cliFull(endpoints string, env []string, args ...string) (string, string, int) {
+	tc.t.Helper()
+	cmd := exec.Command(tc.abacusBin, append([]string{"--cluster", endpoints}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			tc.t.Fatalf("running abacus %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return strings.TrimSpace(stdout.String()), strings.TrimSpace(stderr.String()), code
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCommandLine runs every command of the command line against a
+// three-process cluster.
+func TestCommandLine(t *testing.T) {
+	tc := startCluster(t)
+	eps := tc.endpoints()
+	for _, c := range []struct {
+		args []string
+		out  string
+		code int
+	}{
+		{[]string{"add", "hits"}, "1", 0},
+		{[]string{"add", "hits", "41"}, "42", 0},
+		{[]string{"add", "hits", "-2", "--width", "8"}, "00000040", 0},
+		{[]string{"get", "hits"}, "40", 0},
+		{[]string{"get", "--stale", "hits"}, "", 0}, // any value: checked below
+		{[]string{"--json", "get", "hits"}, `{"value":40,"exists":true}`, 0},
+		{[]string{"get", "never-written", "--json"}, `{"value":0,"exists":false}`, 0},
+		{[]string{"set", "hits", "5"}, "40", 0},
+		{[]string{"cas", "hits", "4", "6"}, "5", 3},
+		{[]string{"cas", "hits", "5", "6"}, "6", 0},
+		{[]string{"add", "hits", "1", "--max", "6"}, "", 3},
+		{[]string{"add", "big", "9223372036854775807"}, "9223372036854775807", 0},
+		{[]string{"add", "big"}, "", 3},
+		{[]string{"del", "hits"}, "6", 0},
+		{[]string{"get", "hits"}, "0", 0},
+		{[]string{"add", "hits", "x"}, "", 2},
+		{[]string{"frobnicate"}, "", 2},
+		{[]string{"cas", "hits", "1"}, "", 2},
+	} {
+		out, code := tc.cli(eps, c.args...)
+		if code != c.code || (c.out != "" && out != c.out) {
+			t.Errorf("abacus %v: %q exit %d, want %q exit %d", c.args, out, code, c.out, c.code)
+		}
+	}
+	// Unreachable endpoints: unavailable, exit 4.
+	dead := freePorts(t, 1)[0]
+	if _, code := tc.cli(dead, "get", "hits", "--timeout", "500ms"); code != 4 {
+		t.Errorf("get from a dead endpoint: exit %d, want 4", code)
+	}
+
+	out, code := tc.cli(eps, "status", "--json")
+	var st httpapi.ClusterStatus
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Leader == "" || len(st.Members) != 3 {
+		t.Fatalf("status: %q exit %d", out, code)
+	}
+	for _, m := range st.Members {
+		if m.HTTPAddr == "" || m.PeerAddr == "" || !m.Voter {
+			t.Errorf("status member %+v", m)
+		}
+	}
+	if out, code := tc.cli(eps, "status"); code != 0 || !strings.Contains(out, "leader         "+st.Leader) {
+		t.Errorf("status text: %q exit %d", out, code)
+	}
+
+	// watch: one line per change, starting with the current value.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	watch := exec.CommandContext(ctx, tc.abacusBin, "--cluster", eps, "watch", "w")
+	pipe, err := watch.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		defer close(lines)
+		buf := make([]byte, 4096)
+		var acc string
+		for {
+			n, err := pipe.Read(buf)
+			acc += string(buf[:n])
+			for {
+				i := strings.IndexByte(acc, '\n')
+				if i < 0 {
+					break
+				}
+				lines <- acc[:i]
+				acc = acc[i+1:]
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case got := <-lines:
+			if got != want {
+				t.Fatalf("watch printed %q, want %q", got, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("watch printed nothing; want %q", want)
+		}
+	}
+	expect("0")
+	for _, v := range []string{"3", "4"} {
+		if _, code := tc.cli(eps, "set", "w", v); code != 0 {
+			t.Fatalf("set w %s: exit %d", v, code)
+		}
+		expect(v)
+	}
+	_ = watch.Process.Signal(syscall.SIGTERM)
+	if err := watch.Wait(); err != nil {
+		t.Errorf("watch after SIGTERM: %v", err)
+	}
+}
+
+// TestLockCommand: competing `abacus lock -- CMD` runs never overlap, and
+// each sees a larger fencing token.
+func TestLockCommand(t *testing.T) {
+	tc := startCluster(t)
+	eps := tc.endpoints()
+	marks := filepath.Join(t.TempDir(), "marks")
+	script := `echo "start $ABACUS_LOCK_TOKEN" >> "$MARKS"; sleep 0.2; echo "end $ABACUS_LOCK_TOKEN" >> "$MARKS"`
+	const competitors, rounds = 3, 2
+	var wg sync.WaitGroup
+	codes := make(chan int, competitors*rounds)
+	for i := range competitors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				_, stderr, code := tc.cliFull(eps, []string{"MARKS=" + marks}, "lock", "job", "--ttl", "2s", "--wait", "30s",
+					"--holder", fmt.Sprintf("worker-%d", i), "--", "sh", "-c", script)
+				if code != 0 {
+					t.Errorf("lock run: exit %d: %s", code, stderr)
+				}
+				codes <- code
+			}
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(marks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2*competitors*rounds {
+		t.Fatalf("%d marks, want %d:\n%s", len(lines), 2*competitors*rounds, b)
+	}
+	var last uint64
+	for i := 0; i < len(lines); i += 2 {
+		var a, z uint64
+		if _, err := fmt.Sscanf(lines[i], "start %d", &a); err != nil {
+			t.Fatalf("mark %d %q: %v\n%s", i, lines[i], err, b)
+		}
+		if _, err := fmt.Sscanf(lines[i+1], "end %d", &z); err != nil || z != a {
+			t.Fatalf("runs overlap at mark %d:\n%s", i+1, b)
+		}
+		if a <= last {
+			t.Fatalf("token %d after %d: tokens must increase\n%s", a, last, b)
+		}
+		last = a
+	}
+
+	// A held lock with no wait: exit 3, CMD not run.
+	hold := exec.Command(tc.abacusBin, "--cluster", eps, "lock", "job", "--ttl", "5s", "--", "sleep", "30")
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = hold.Process.Kill(); _ = hold.Wait() }()
+	eventually(t, 20*time.Second, "the lock to be held", func() bool {
+		o, code := tcLock(tc, eps, "job")
+		return code == 0 && o.Held
+	})
+	if _, _, code := tc.cliFull(eps, nil, "lock", "job", "--wait", "0s", "--", "touch", filepath.Join(t.TempDir(), "ran")); code != 3 {
+		t.Fatalf("lock of a held lock: exit %d, want 3", code)
+	}
+	// The exit code of CMD is passed through, and SIGTERM to the holder
+	// reaches CMD and releases the lock.
+	_ = hold.Process.Signal(syscall.SIGTERM)
+	_ = hold.Wait()
+	eventually(t, 20*time.Second, "the lock to be released", func() bool {
+		o, code := tcLock(tc, eps, "job")
+		return code == 0 && !o.Held
+	})
+	if _, _, code := tc.cliFull(eps, nil, "lock", "job", "--", "sh", "-c", "exit 7"); code != 7 {
+		t.Fatalf("lock -- sh -c 'exit 7': exit %d", code)
+	}
+}
+
+// tcLock reads a lock through the HTTP API.
+func tcLock(tc *testCluster, eps, name string) (httpapi.LockResponse, int) {
+	ep := strings.Split(eps, ",")[0]
+	resp, err := http.Get("http://" + ep + "/v1/locks/" + name)
+	if err != nil {
+		return httpapi.LockResponse{}, 1
+	}
+	defer resp.Body.Close()
+	var r httpapi.LockResponse
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&r) != nil {
+		return r, 1
+	}
+	return r, 0
+}
+
+// TestLeaderKilledAndRestarted: writes through the command line keep
+// succeeding while the leader is SIGKILLed, each applied exactly once; the
+// killed node, restarted on its data directory, catches up.
+func TestLeaderKilledAndRestarted(t *testing.T) {
+	tc := startCluster(t)
+	eps := tc.endpoints()
+	out, code := tc.cli(eps, "status", "--json")
+	var st httpapi.ClusterStatus
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("status: %q exit %d", out, code)
+	}
+	var leader *proc
+	for _, p := range tc.nodes {
+		if p.id == st.Leader {
+			leader = p
+		}
+	}
+	if leader == nil {
+		t.Fatalf("leader %q unknown", st.Leader)
+	}
+
+	var (
+		mu        sync.Mutex
+		succeeded int
+		failures  []string
+	)
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, stderr, code := tc.cliFull(eps, nil, "add", "k", "1", "--timeout", "20s")
+			mu.Lock()
+			if code == 0 {
+				succeeded++
+			} else {
+				failures = append(failures, fmt.Sprintf("exit %d: %s", code, stderr))
+			}
+			mu.Unlock()
+		}
+	}()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return succeeded }
+	eventually(t, 20*time.Second, "writes before the kill", func() bool { return count() >= 5 })
+	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-leader.done
+	before := count()
+	eventually(t, 30*time.Second, "writes after the kill", func() bool { return count() >= before+10 })
+	close(stop)
+	<-writerDone
+	mu.Lock()
+	total := succeeded
+	if len(failures) > 0 {
+		t.Errorf("%d adds failed during the failover: %v", len(failures), failures)
+	}
+	mu.Unlock()
+
+	var live []string
+	for _, p := range tc.nodes {
+		if p != leader {
+			live = append(live, p.http)
+		}
+	}
+	if out, code := tc.cli(strings.Join(live, ","), "get", "k"); code != 0 || out != strconv.Itoa(total) {
+		t.Fatalf("after the failover k = %q (exit %d), want %d: every acknowledged add applied once", out, code, total)
+	}
+
+	// Restart the killed node on its data directory; it catches up.
+	tc.start(leader)
+	tc.waitReady(leader)
+	eventually(t, 30*time.Second, "the restarted node to catch up", func() bool {
+		out, code := tc.cli(leader.http, "get", "k", "--stale", "--no-retries")
+		return code == 0 && out == strconv.Itoa(total)
+	})
+	if out, code := tc.cli(leader.http, "add", "k", "1"); code != 0 || out != strconv.Itoa(total+1) {
+		t.Fatalf("add through the restarted node: %q exit %d, want %d", out, code, total+1)
+	}
+}
+
+// TestDemo runs the demo, which must exit 0 and leave no process behind.
+func TestDemo(t *testing.T) {
+	clusterBin, _ := binaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, clusterBin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("demo ran in %v", time.Since(start))
+	if err != nil {
+		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"[5/5]", "summary", "demo:hits        40 (expected 40", "stale token refused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	pids := regexp.MustCompile(`started n\d  pid (\d+)`).FindAllStringSubmatch(out, -1)
+	if len(pids) != 4 {
+		t.Fatalf("demo started %d processes, want 4 (three, then one restart):\n%s", len(pids), out)
+	}
+	for _, m := range pids {
+		pid, _ := strconv.Atoi(m[1])
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("node process %d outlived the demo (kill -0: %v)", pid, err)
+		}
+		if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("process group %d outlived the demo (kill -0: %v)", pid, err)
+		}
+	}
+}
+
+// TestDemoInterrupted: SIGINT stops the demo early, with its children.
+func TestDemoInterrupted(t *testing.T) {
+	clusterBin, _ := binaries(t)
+	cmd := exec.Command(clusterBin)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	defer func() { _ = cmd.Process.Kill() }()
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	re := regexp.MustCompile(`started n\d  pid (\d+)`)
+	deadline := time.Now().Add(60 * time.Second)
+	// Interrupt once the cluster is up (mid-demo).
+	for !strings.Contains(out.String(), "[1/5]") && time.Now().Before(deadline) {
+		n, err := pr.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	drained := make(chan struct{})
+	go func() { _, _ = out.ReadFrom(pr); close(drained) }()
+	err = cmd.Wait()
+	<-drained
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("interrupted demo: %v, want a non-zero exit", err)
+	}
+	for _, m := range re.FindAllStringSubmatch(out.String(), -1) {
+		pid, _ := strconv.Atoi(m[1])
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("node process %d outlived the interrupted demo", pid)
+		}
+	}
+}
+
+// TestNodeFlags: a node refuses bad flags with exit status 2.
+func TestNodeFlags(t *testing.T) {
+	clusterBin, _ := binaries(t)
+	dir := t.TempDir()
+	addr := freePorts(t, 2)
+	for _, args := range [][]string{
+		{"node"},
+		{"node", "--id", "n1", "--data", dir, "--peer-addr", addr[0]},
+		{"node", "--id", "n1", "--data", dir, "--peer-addr", addr[0], "--http-addr", addr[1], "--backend", "paxos"},
+		{"node", "--id", "n1", "--data", dir, "--peer-addr", addr[0], "--http-addr", addr[1], "--peers", "n1"},
+		{"node", "--id", "n1", "--data", dir, "--peer-addr", addr[0], "--http-addr", addr[1], "--join", "x:1", "--peers", "n1=" + addr[0]},
+		{"node", "--bogus"},
+	} {
+		err := exec.Command(clusterBin, args...).Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("cluster %v: %v, want exit 2", args, err)
+		}
+	}
+}
