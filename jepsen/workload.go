@@ -19,30 +19,30 @@ type Workload struct {
 	// Counters is the number of counters (8–16 keeps per-counter histories
 	// small enough to check); the first AddOnly of them see only adds and
 	// reads, the rest also sets, compare-and-sets and deletes.
-	Counters int
-	AddOnly  int
+	Counters int `json:"counters"`
+	AddOnly  int `json:"add_only"`
 	// QuotaMax bounds the adds to the first counter ("increment only while
 	// below"), so refusals (out_of_range) occur.
-	QuotaMax int64
+	QuotaMax int64 `json:"quota_max"`
 	// Locks is the number of locks (each guards the counter "fenced-<lock>"
 	// that its holders write with fences).
-	Locks int
+	Locks int `json:"locks"`
 	// LockTTL is the TTL of every lock lease. Holders keep it alive, but
 	// StallProb of the time stall (send nothing) for 1.5×LockTTL before
 	// writing again, as a paused holder would.
-	LockTTL   time.Duration
-	StallProb float64
+	LockTTL   time.Duration `json:"lock_ttl_ns"`
+	StallProb float64       `json:"stall_prob"`
 	// CounterClients and LockClients are goroutines per node.
-	CounterClients int
-	LockClients    int
+	CounterClients int `json:"counter_clients"`
+	LockClients    int `json:"lock_clients"`
 	// OpTimeout bounds each request; Think is the most a client waits
 	// between requests.
-	OpTimeout time.Duration
-	Think     time.Duration
+	OpTimeout time.Duration `json:"op_timeout_ns"`
+	Think     time.Duration `json:"think_ns"`
 	// Retries is how many times a write whose outcome was Fail or Info is
 	// sent again with the same Idempotency-Key (each attempt is an op; the
 	// checkers merge them).
-	Retries int
+	Retries int `json:"retries"`
 }
 
 // DefaultWorkload returns the workload of a standard run.
