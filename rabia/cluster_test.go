@@ -1,11 +1,14 @@
 package rabia_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/internal/testcluster"
 	"github.com/abacuskit/abacus/rabia"
 )
@@ -73,4 +76,164 @@ func TestConcurrentWriters(t *testing.T) {
 			t.Fatalf("%s: linearizable get: %+v, %v; want %d", n.ID(), got, err, total)
 		}
 	}
+}
+
+func withOptions(o rabia.Options) testcluster.Option {
+	return testcluster.WithBackend(rabia.Backend(o))
+}
+
+// addN adds 1 to counter name n times through the given nodes, from a few
+// goroutines.
+func addN(t *testing.T, c *testcluster.Cluster, name string, n int, nodes ...int) {
+	t.Helper()
+	ctx := testcluster.Context(t, 30*time.Second)
+	var wg sync.WaitGroup
+	const writers = 4
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node := c.Nodes[nodes[w%len(nodes)]]
+			for k := w; k < n; k += writers {
+				if _, err := node.Add(ctx, name, 1); err != nil {
+					t.Errorf("%s: add: %v", node.ID(), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// stateHash waits until every running node holds the same state and
+// returns its hash.
+func stateHash(t *testing.T, c *testcluster.Cluster) string {
+	t.Helper()
+	var hash string
+	c.Eventually(15*time.Second, "identical state on every node", func() bool {
+		hash = ""
+		for _, n := range c.Nodes {
+			if n == nil {
+				continue
+			}
+			h, err := n.FSM().Hash()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hash != "" && h != hash {
+				return false
+			}
+			hash = h
+		}
+		return true
+	})
+	return hash
+}
+
+// TestRestartCatchesUp stops a node, writes far past what the others keep
+// in their logs (so it needs a snapshot), restarts it and checks that it
+// catches up and takes writes again.
+func TestRestartCatchesUp(t *testing.T) {
+	c := newCluster(t, 3, withOptions(rabia.Options{SnapshotEvery: 32, TrailingSlots: 8}))
+	addN(t, c, "a", 20, 0, 1, 2)
+	c.Stop(2)
+	addN(t, c, "a", 300, 0, 1)
+	c.Start(2)
+	c.Converge("a", 320)
+	addN(t, c, "a", 10, 2)
+	c.Converge("a", 330)
+	stateHash(t, c)
+	if st := c.Nodes[2].Status(); st.Backend != "rabia" || st.State != "replica" || len(st.Members) != 3 || st.AppliedIndex == 0 {
+		t.Fatalf("status after catch-up: %+v", st)
+	}
+}
+
+// TestPartitionRejoins isolates a node while the others take writes, heals
+// the partition and checks that the node catches up and serves writes.
+func TestPartitionRejoins(t *testing.T) {
+	c := newCluster(t, 3)
+	addN(t, c, "p", 10, 0, 1, 2)
+	if err := c.Nodes[2].Faults().Isolate(); err != nil {
+		t.Fatal(err)
+	}
+	// A write through the isolated node cannot complete; it was
+	// disseminated (locally), so its outcome is unknown.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err := c.Nodes[2].Add(ctx, "p", 1)
+	cancel()
+	if !errors.Is(err, abacus.ErrIndeterminate) {
+		t.Fatalf("add on an isolated node: %v, want ErrIndeterminate", err)
+	}
+	addN(t, c, "p", 100, 0, 1)
+	if err := c.Nodes[2].Faults().Heal(); err != nil {
+		t.Fatal(err)
+	}
+	addN(t, c, "p", 10, 2)
+	// The indeterminate add may have applied once (never twice).
+	var final int64
+	c.Eventually(15*time.Second, "p converged", func() bool {
+		final = -1
+		for _, n := range c.Nodes {
+			got, err := n.Get(context.Background(), "p", abacus.Stale())
+			if err != nil || (final >= 0 && got.Value != final) {
+				return false
+			}
+			final = got.Value
+		}
+		return true
+	})
+	if final != 120 && final != 121 {
+		t.Fatalf("p = %d, want 120 or 121", final)
+	}
+	stateHash(t, c)
+}
+
+// TestKillOneKeepsProgress stops one node of three under load: writes
+// through the other two keep completing.
+func TestKillOneKeepsProgress(t *testing.T) {
+	c := newCluster(t, 3)
+	addN(t, c, "k", 20, 0, 1, 2)
+	c.Stop(0)
+	addN(t, c, "k", 100, 1, 2)
+	c.Converge("k", 120)
+	ctx := testcluster.Context(t, 10*time.Second)
+	for _, i := range []int{1, 2} {
+		if got, err := c.Nodes[i].Get(ctx, "k"); err != nil || got.Value != 120 {
+			t.Fatalf("%s: get = %+v, %v", c.Nodes[i].ID(), got, err)
+		}
+	}
+}
+
+// TestWholeClusterRestart restarts every node on its data directory and
+// checks that every acknowledged write survived, then writes again.
+func TestWholeClusterRestart(t *testing.T) {
+	c := newCluster(t, 3, withOptions(rabia.Options{SnapshotEvery: 16, TrailingSlots: 4}))
+	addN(t, c, "r", 150, 0, 1, 2)
+	ctx := testcluster.Context(t, 30*time.Second)
+	for i := range 5 {
+		if _, err := c.Nodes[i%3].Set(ctx, fmt.Sprintf("s%d", i), int64(i*10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := stateHash(t, c)
+	c.Close()
+	for i := range c.Nodes {
+		c.Start(i)
+	}
+	if got := stateHash(t, c); got != want {
+		t.Fatalf("state after restart: hash %s, want %s", got, want)
+	}
+	for i, n := range c.Nodes {
+		if got, err := n.Get(ctx, "r"); err != nil || got.Value != 150 {
+			t.Fatalf("%s: r = %+v, %v", n.ID(), got, err)
+		}
+		if got, err := n.Get(ctx, fmt.Sprintf("s%d", i)); err != nil || got.Value != int64(i*10) {
+			t.Fatalf("%s: s%d = %+v, %v", n.ID(), i, got, err)
+		}
+	}
+	addN(t, c, "r", 30, 0, 1, 2)
+	c.Converge("r", 180)
 }
