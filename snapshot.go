@@ -297,7 +297,14 @@ func (f *FSM) decodeBody(dec *msgpack.Decoder) error {
 	}
 
 	n := d.count()
-	f.counters = make(map[string]*counter, preallocate(n))
+	// Collect the counters first and build the map at its final size: the
+	// declared count cannot be trusted to size it, and growing a map to
+	// millions of entries spends most of a restore rehashing.
+	type namedCounter struct {
+		name string
+		k    *counter
+	}
+	recs := make([]namedCounter, 0, preallocate(n))
 	prev := ""
 	for i := 0; i < n && d.err == nil; i++ {
 		d.fields(7)
@@ -320,7 +327,11 @@ func (f *FSM) decodeBody(dec *msgpack.Decoder) error {
 			}
 			k.slices[id] = v
 		}
-		f.counters[name] = k
+		recs = append(recs, namedCounter{name, k})
+	}
+	f.counters = make(map[string]*counter, len(recs))
+	for _, r := range recs {
+		f.counters[r.name] = r.k
 	}
 
 	n = d.count()
