@@ -170,61 +170,61 @@ func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
 	if c.ID == "" || len(c.ID) > 255 {
-		errs = append(errs, errors.New("ID must be 1-255 bytes"))
+		errs = append(errs, errors.New("config: ID must be 1-255 bytes"))
 	}
 	if c.Dir == "" {
-		errs = append(errs, errors.New("Dir is required"))
+		errs = append(errs, errors.New("config: Dir is required"))
 	}
 	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
-		errs = append(errs, fmt.Errorf("BindAddr: %v", err))
+		errs = append(errs, fmt.Errorf("config: BindAddr: %v", err))
 	}
 	if c.AdvertiseAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
-			errs = append(errs, fmt.Errorf("AdvertiseAddr: %v", err))
+			errs = append(errs, fmt.Errorf("config: AdvertiseAddr: %v", err))
 		}
 	}
 	seen := map[string]bool{}
 	self := len(c.Peers) == 0
 	for _, p := range c.Peers {
 		if p.ID == "" || seen[p.ID] {
-			errs = append(errs, fmt.Errorf("Peers: empty or duplicate id %q", p.ID))
+			errs = append(errs, fmt.Errorf("config: Peers: empty or duplicate id %q", p.ID))
 		}
 		seen[p.ID] = true
 		if _, _, err := net.SplitHostPort(p.Addr); err != nil {
-			errs = append(errs, fmt.Errorf("Peers: %s: %v", p.ID, err))
+			errs = append(errs, fmt.Errorf("config: Peers: %s: %v", p.ID, err))
 		}
 		self = self || p.ID == c.ID
 	}
 	if !self {
-		errs = append(errs, fmt.Errorf("Peers must include this node (%q)", c.ID))
+		errs = append(errs, fmt.Errorf("config: Peers must include this node (%q)", c.ID))
 	}
 	if c.Join && len(c.Peers) > 0 {
-		errs = append(errs, errors.New("Join and Peers are exclusive"))
+		errs = append(errs, errors.New("config: Join and Peers are exclusive"))
 	}
 	if c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond {
-		errs = append(errs, errors.New("HeartbeatTimeout and ElectionTimeout must be at least 5ms"))
+		errs = append(errs, errors.New("config: HeartbeatTimeout and ElectionTimeout must be at least 5ms"))
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
-		errs = append(errs, errors.New("LeaderLeaseTimeout must not exceed HeartbeatTimeout"))
+		errs = append(errs, errors.New("config: LeaderLeaseTimeout must not exceed HeartbeatTimeout"))
 	}
 	if c.ReadLease <= 0 || c.ReadLease+c.DriftMargin >= c.HeartbeatTimeout {
-		errs = append(errs, fmt.Errorf("ReadLease (%v) plus DriftMargin (%v) must stay below HeartbeatTimeout (%v)",
+		errs = append(errs, fmt.Errorf("config: ReadLease (%v) plus DriftMargin (%v) must stay below HeartbeatTimeout (%v)",
 			c.ReadLease, c.DriftMargin, c.HeartbeatTimeout))
 	}
 	if c.TickInterval < time.Millisecond {
-		errs = append(errs, errors.New("TickInterval must be at least 1ms"))
+		errs = append(errs, errors.New("config: TickInterval must be at least 1ms"))
 	}
 	if c.DriftMargin < 0 {
-		errs = append(errs, errors.New("DriftMargin must not be negative"))
+		errs = append(errs, errors.New("config: DriftMargin must not be negative"))
 	}
 	if c.MaxEntryProposals < 1 || c.MaxEntryProposals > MaxEntryProposals {
-		errs = append(errs, fmt.Errorf("MaxEntryProposals must be in [1, %d]", MaxEntryProposals))
+		errs = append(errs, fmt.Errorf("config: MaxEntryProposals must be in [1, %d]", MaxEntryProposals))
 	}
 	if c.MaxInflightEntries < 1 {
-		errs = append(errs, errors.New("MaxInflightEntries must be positive"))
+		errs = append(errs, errors.New("config: MaxInflightEntries must be positive"))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: config: %w", ErrInvalidArgument, errors.Join(errs...))
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, errors.Join(errs...))
 	}
 	return nil
 }

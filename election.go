@@ -31,20 +31,21 @@ func (e *Election) Campaign(ctx context.Context, value string) error {
 	}
 	m := e.n.NewMutex(e.name, value, MutexOptions{TTL: e.ttl})
 	if err := m.Lock(ctx); err != nil {
+		_ = m.Close(context.WithoutCancel(ctx))
 		return err
 	}
 	e.m = m
 	return nil
 }
 
-// Resign gives up leadership.
+// Resign gives up leadership, which passes at once to the next candidate.
 func (e *Election) Resign(ctx context.Context) error {
 	if e.m == nil {
 		return fmt.Errorf("%w: not the leader", ErrInvalidArgument)
 	}
 	m := e.m
 	e.m = nil
-	return m.Unlock(ctx)
+	return m.Close(ctx)
 }
 
 // Token returns the fencing token of this caller's term (0 if not leader).

@@ -7,8 +7,8 @@ package abacus
 func StopKeeperForTest(m *Mutex) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.keeper != nil {
-		m.keeper.Stop()
+	if m.session != nil {
+		m.session.Stop()
 	}
 }
 

@@ -234,10 +234,12 @@ func (f *FSM) vacate(name string, lk *lock, leaseEnded bool) {
 		lk.delayUntil = f.now + delay
 		f.timers.push(timer{at: lk.delayUntil, kind: timerLockDelay, name: name})
 	}
-	if f.obs != nil {
+	f.tidyLock(name, lk)
+	// A lock that passes straight to its next waiter was never observably
+	// free: only the grant is reported.
+	if lk.token == 0 && f.obs != nil {
 		f.obs.LockChanged(name, "", 0, 0)
 	}
-	f.tidyLock(name, lk)
 }
 
 // tidyLock hands a free, undelayed lock to its first waiter, or drops the

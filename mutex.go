@@ -49,17 +49,7 @@ func (n *Node) GetLock(ctx context.Context, name string, opts ...Option) (LockIn
 // in time the error wraps ErrLockHeld and is an *OpError naming the holder;
 // the lease is then revoked.
 func (n *Node) AcquireLock(ctx context.Context, name, holder string, ttl, wait time.Duration) (LockInfo, error) {
-	return n.acquire(ctx, name, holder, ttl, wait, 0, nil)
-}
-
-// acquire grants a lease and acquires the lock under it. With keep, the
-// lease's keeper is left running and returned through it.
-func (n *Node) acquire(ctx context.Context, name, holder string, ttl, wait, delay time.Duration, keep **Keeper) (LockInfo, error) {
-	cmd := Command{Op: OpLockAcquire, Name: name, Holder: holder, Lease: 1, Delay: delay}
-	if wait > 0 {
-		cmd.Flags |= FlagWait
-	}
-	if err := cmd.Validate(); err != nil {
+	if err := (&Command{Op: OpLockAcquire, Name: name, Holder: holder, Lease: 1}).Validate(); err != nil {
 		return LockInfo{}, err
 	}
 	sent := time.Now()
@@ -67,32 +57,39 @@ func (n *Node) acquire(ctx context.Context, name, holder string, ttl, wait, dela
 	if err != nil {
 		return LockInfo{}, err
 	}
-	cmd.Lease = lease
 	// The keeper holds the lease while the request waits in the queue.
 	k := n.keep(context.Background(), lease, ttl, sent)
-	grants := n.watchLockGrant(ctx, name)
-	defer grants.stop()
-
-	r, err := n.Do(ctx, cmd)
-	if err == nil && r.Token == 0 {
-		r, err = n.awaitGrant(ctx, name, lease, wait, grants)
-	}
+	defer k.Stop()
+	info, err := n.acquireUnder(ctx, name, holder, lease, wait, 0)
 	if err != nil {
-		k.Stop()
 		n.abandon(lease)
-		return LockInfo{}, err
 	}
-	info := lockInfo(r)
-	if keep != nil {
-		*keep = k
-	} else {
-		k.Stop()
-	}
-	return info, nil
+	return info, err
 }
 
-// awaitGrant waits for a queued request to be granted, withdrawing it if
-// the wait ends first.
+// acquireUnder acquires lock name for holder under an existing lease,
+// waiting in line up to wait. A request still queued when the wait ends is
+// withdrawn.
+func (n *Node) acquireUnder(ctx context.Context, name, holder string, lease uint64, wait, delay time.Duration) (LockInfo, error) {
+	cmd := Command{Op: OpLockAcquire, Name: name, Holder: holder, Lease: lease, Delay: delay}
+	if wait > 0 {
+		cmd.Flags |= FlagWait
+	}
+	grants := n.watchLockGrant(ctx, name)
+	defer grants.stop()
+	r, err := n.Do(ctx, cmd)
+	if err == nil && r.Token == 0 {
+		if r, err = n.awaitGrant(ctx, name, lease, wait, grants); err != nil {
+			n.withdraw(name, lease)
+		}
+	}
+	if err != nil {
+		return LockInfo{}, err
+	}
+	return lockInfo(r), nil
+}
+
+// awaitGrant waits for a queued request to be granted.
 func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait time.Duration, g *grantWatch) (Result, error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -105,22 +102,35 @@ func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait t
 			if ev.Lease != lease || ev.Token == 0 {
 				continue
 			}
-			// Confirm through the log: the grant this node applied is
-			// committed, but the lease's remaining time comes from a read.
+			// Confirm with a linearizable read: this node's state may lag
+			// and still show an earlier hold of the same lease.
 			r, err := n.Do(ctx, Command{Op: OpLockGet, Name: name})
 			if err != nil {
 				return Result{}, err
 			}
-			if r.Lease != lease || r.Token != ev.Token {
-				return Result{}, &OpError{Code: CodeLockHeld, Op: OpLockAcquire, Name: name, Index: -1, Holder: r.Holder}
+			if r.Lease == lease && r.Token != 0 {
+				return r, nil
 			}
-			return r, nil
+			continue
 		case <-t.C:
 		case <-ctx.Done():
 		}
 		r := n.fsm.Read(Command{Op: OpLockGet, Name: name})
 		return Result{}, &OpError{Code: CodeLockHeld, Op: OpLockAcquire, Name: name, Index: -1, Holder: r.Holder}
 	}
+}
+
+// withdraw takes a lease's queued request (or a hold granted just as the
+// wait ended) off lock name, in the background so the caller's ended
+// context does not stop it.
+func (n *Node) withdraw(name string, lease uint64) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := n.Do(ctx, Command{Op: OpLockRelease, Name: name, Lease: lease}); err != nil {
+			n.log.Debug("withdrawing lock request", "lock", name, "lease", lease, "err", err)
+		}
+	}()
 }
 
 // abandon withdraws a lease that did not get its lock, in the background
@@ -186,24 +196,28 @@ func (n *Node) watchLockGrant(ctx context.Context, name string) *grantWatch {
 	return &grantWatch{ch: n.watchLock(ctx, name), stop: cancel}
 }
 
-// Mutex is a distributed lock with fencing, held under a lease that a
-// keeper renews while it is held. Use one Mutex per holder; it is safe for
-// concurrent use, but Lock and Unlock pair like a sync.Mutex's.
+// Mutex is a distributed lock with fencing. It holds the lock under a
+// session lease of its own, granted at the first Lock and renewed in the
+// background until Close, so a lock and unlock cost one log write each.
+// Use one Mutex per holder; it is safe for concurrent use, but Lock and
+// Unlock pair like a sync.Mutex's.
 type Mutex struct {
 	n      *Node
 	name   string
 	holder string
 	opts   MutexOptions
 
-	mu     sync.Mutex
-	info   LockInfo
-	keeper *Keeper
-	gen    uint64
+	mu      sync.Mutex
+	session *Keeper // the lease the lock is held under; nil until needed
+	held    bool
+	info    LockInfo
+	gen     uint64
 }
 
 // MutexOptions tune a Mutex.
 type MutexOptions struct {
-	// TTL is the lease's time to live. Default 10s.
+	// TTL is the session lease's time to live: how long the lock outlives
+	// a holder that stops renewing. Default 10s.
 	TTL time.Duration
 	// LockDelay keeps the lock unavailable for this long after the
 	// holder's lease ends without a release (a holder that died may still
@@ -212,7 +226,7 @@ type MutexOptions struct {
 }
 
 // NewMutex returns a mutex on lock name for holder, an id that names the
-// process or task in LockInfo and logs.
+// process or task in LockInfo and logs. Close it when done.
 func (n *Node) NewMutex(name, holder string, opts MutexOptions) *Mutex {
 	if opts.TTL <= 0 {
 		opts.TTL = 10 * time.Second
@@ -223,7 +237,7 @@ func (n *Node) NewMutex(name, holder string, opts MutexOptions) *Mutex {
 // Lock acquires the mutex, waiting in order behind earlier requests until
 // ctx ends. The error wraps ErrLockHeld when ctx ended first.
 func (m *Mutex) Lock(ctx context.Context) error {
-	wait := 365 * 24 * time.Hour
+	wait := MaxTTL
 	if d, ok := ctx.Deadline(); ok {
 		wait = max(time.Until(d), time.Millisecond)
 	}
@@ -255,44 +269,74 @@ func (m *Mutex) LockAttempts(ctx context.Context, attempts int) error {
 	return err
 }
 
+// lease returns the live session lease, granting a new one when there is
+// none or the last was lost.
+func (m *Mutex) lease(ctx context.Context) (*Keeper, error) {
+	if m.session != nil {
+		select {
+		case <-m.session.Lost():
+			m.session.Stop()
+			m.session, m.held = nil, false
+		default:
+			return m.session, nil
+		}
+	}
+	sent := time.Now()
+	id, err := m.n.Grant(ctx, m.opts.TTL)
+	if err != nil {
+		return nil, err
+	}
+	m.session = m.n.keep(context.Background(), id, m.opts.TTL, sent)
+	return m.session, nil
+}
+
 func (m *Mutex) lock(ctx context.Context, wait time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.keeper != nil {
-		select {
-		case <-m.keeper.Lost():
-			m.keeper.Stop()
-			m.keeper = nil
-		default:
-			return fmt.Errorf("%w: mutex %q already held by this Mutex", ErrInvalidArgument, m.name)
-		}
-	}
-	var k *Keeper
-	info, err := m.n.acquire(ctx, m.name, m.holder, m.opts.TTL, wait, m.opts.LockDelay, &k)
+	k, err := m.lease(ctx)
 	if err != nil {
 		return err
 	}
-	m.info, m.keeper = info, k
+	if m.held {
+		return fmt.Errorf("%w: mutex %q already held by this Mutex", ErrInvalidArgument, m.name)
+	}
+	info, err := m.n.acquireUnder(ctx, m.name, m.holder, k.ID(), wait, m.opts.LockDelay)
+	if err != nil {
+		return err
+	}
+	m.info, m.held = info, true
 	m.gen++
 	return nil
 }
 
-// Unlock releases the mutex and ends its lease. It fails with
-// ErrStaleToken when the lock was lost meanwhile.
+// Unlock releases the mutex. It fails with ErrStaleToken when the lock was
+// lost meanwhile.
 func (m *Mutex) Unlock(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.keeper == nil {
+	if !m.held {
 		return fmt.Errorf("%w: mutex %q not held", ErrInvalidArgument, m.name)
 	}
-	k := m.keeper
-	m.keeper = nil
-	k.Stop()
+	m.held = false
 	_, err := m.n.Do(ctx, Command{Op: OpLockRelease, Name: m.name, Token: m.info.Token})
-	if rerr := m.n.Revoke(ctx, k.ID()); rerr != nil && !errors.Is(rerr, ErrLeaseExpired) && err == nil {
-		err = rerr
-	}
 	return err
+}
+
+// Close releases the mutex if held and ends its session lease.
+func (m *Mutex) Close(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.held = false
+	if m.session == nil {
+		return nil
+	}
+	k := m.session
+	m.session = nil
+	k.Stop()
+	if err := m.n.Revoke(ctx, k.ID()); err != nil && !errors.Is(err, ErrLeaseExpired) {
+		return err
+	}
+	return nil
 }
 
 // Token returns the fencing token of the current (or last) hold: pass it
@@ -311,15 +355,15 @@ func (m *Mutex) Generation() uint64 {
 	return m.gen
 }
 
-// Lost returns a channel that closes when the current hold's lease is
-// lost. It is nil when the mutex is not held.
+// Lost returns a channel that closes when the session lease is lost, and
+// with it any hold. It is nil before the first Lock.
 func (m *Mutex) Lost() <-chan struct{} {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.keeper == nil {
+	if m.session == nil {
 		return nil
 	}
-	return m.keeper.Lost()
+	return m.session.Lost()
 }
 
 // ValidUntil returns the holder's conservative view of its hold: the time
@@ -328,10 +372,10 @@ func (m *Mutex) Lost() <-chan struct{} {
 func (m *Mutex) ValidUntil() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.keeper == nil {
+	if !m.held || m.session == nil {
 		return time.Time{}
 	}
-	return m.keeper.ValidUntil()
+	return m.session.ValidUntil()
 }
 
 // Fence returns an Option that guards a write with this mutex's token.
