@@ -367,11 +367,9 @@ func (r *replica) stamp(last int64) int64 {
 // gather into the next one.
 func (r *replica) batcher() {
 	var last int64
-	var seq uint64
-	// Sequence numbers must not repeat across restarts with the same
-	// stamp; the stamp already moves forward, and seq restarts from the
-	// stamp's low bits for good measure.
-	seq = uint64(r.clock.Now().UnixNano())
+	// Batch ids must not repeat across restarts: the sequence starts
+	// from the clock, and the stamp in the id moves forward too.
+	seq := uint64(r.clock.Now().UnixNano())
 	for {
 		select {
 		case r.credits <- struct{}{}:
@@ -560,8 +558,7 @@ func (r *replica) handle(in inbound) {
 
 // enqueue adds a batch to the queue unless it was decided already.
 func (r *replica) enqueue(v *wmvc.Value, own bool) {
-	id := string(v.ID)
-	if _, ok := r.decidedIDs[id]; ok {
+	if _, ok := r.decidedIDs[string(v.ID)]; ok {
 		return
 	}
 	if !own && r.q.Len() >= maxQueued {
