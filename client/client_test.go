@@ -18,6 +18,11 @@ import (
 // serve runs the HTTP API of every node of a fresh cluster.
 func serve(t *testing.T, n int) (*testcluster.Cluster, []*httptest.Server) {
 	t.Helper()
+	return serveB(t, n)
+}
+
+func serveB(t testing.TB, n int) (*testcluster.Cluster, []*httptest.Server) {
+	t.Helper()
 	c := testcluster.New(t, n)
 	ctx := testcluster.Context(t, 10*time.Second)
 	// Wait until the leader serves, so shutting down never races its

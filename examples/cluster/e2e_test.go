@@ -5,9 +5,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -86,10 +94,11 @@ type testCluster struct {
 	clusterBin string
 	abacusBin  string
 	nodes      []*proc
+	cliArgs    []string // flags every command-line run gets
 	mu         sync.Mutex
 }
 
-func startCluster(t *testing.T) *testCluster {
+func startCluster(t *testing.T, nodeArgs ...string) *testCluster {
 	t.Helper()
 	clusterBin, abacusBin := binaries(t)
 	tc := &testCluster{t: t, clusterBin: clusterBin, abacusBin: abacusBin}
@@ -105,12 +114,17 @@ func startCluster(t *testing.T) *testCluster {
 		p := &proc{id: fmt.Sprintf("n%d", i+1), peer: addrs[i], http: addrs[3+i], dir: filepath.Join(base, fmt.Sprintf("n%d", i+1))}
 		p.args = []string{"node", "--id", p.id, "--data", p.dir, "--peer-addr", p.peer, "--http-addr", p.http,
 			"--peers", strings.Join(peers, ","), "--peer-http", strings.Join(httpPeers, ","), "--log-level", "warn"}
+		p.args = append(p.args, nodeArgs...)
 		tc.nodes = append(tc.nodes, p)
 	}
 	t.Cleanup(tc.stopAll)
 	for _, p := range tc.nodes {
 		tc.start(p)
 	}
+	return tc
+}
+
+func (tc *testCluster) ready() *testCluster {
 	for _, p := range tc.nodes {
 		tc.waitReady(p)
 	}
@@ -192,7 +206,7 @@ func (tc *testCluster) cli(endpoints string, args ...string) (string, int) {
 
 func (tc *testCluster) cliFull(endpoints string, env []string, args ...string) (string, string, int) {
 	tc.t.Helper()
-	cmd := exec.Command(tc.abacusBin, append([]string{"--cluster", endpoints}, args...)...)
+	cmd := exec.Command(tc.abacusBin, append(append([]string{"--cluster", endpoints}, tc.cliArgs...), args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -222,7 +236,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // TestCommandLine runs every command of the command line against a
 // three-process cluster.
 func TestCommandLine(t *testing.T) {
-	tc := startCluster(t)
+	tc := startCluster(t).ready()
 	eps := tc.endpoints()
 	for _, c := range []struct {
 		args []string
@@ -332,7 +346,7 @@ func TestCommandLine(t *testing.T) {
 // TestLockCommand: competing `abacus lock -- CMD` runs never overlap, and
 // each sees a larger fencing token.
 func TestLockCommand(t *testing.T) {
-	tc := startCluster(t)
+	tc := startCluster(t).ready()
 	eps := tc.endpoints()
 	marks := filepath.Join(t.TempDir(), "marks")
 	script := `echo "start $ABACUS_LOCK_TOKEN" >> "$MARKS"; sleep 0.2; echo "end $ABACUS_LOCK_TOKEN" >> "$MARKS"`
@@ -344,7 +358,7 @@ func TestLockCommand(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range rounds {
-				_, stderr, code := tc.cliFull(eps, []string{"MARKS=" + marks}, "lock", "job", "--ttl", "2s", "--wait", "30s",
+				_, stderr, code := tc.cliFull(eps, []string{"MARKS=" + marks}, "lock", "job", "--ttl", "5s", "--wait", "40s",
 					"--holder", fmt.Sprintf("worker-%d", i), "--", "sh", "-c", script)
 				if code != 0 {
 					t.Errorf("lock run: exit %d: %s", code, stderr)
@@ -422,7 +436,7 @@ func tcLock(tc *testCluster, eps, name string) (httpapi.LockResponse, int) {
 // succeeding while the leader is SIGKILLed, each applied exactly once; the
 // killed node, restarted on its data directory, catches up.
 func TestLeaderKilledAndRestarted(t *testing.T) {
-	tc := startCluster(t)
+	tc := startCluster(t).ready()
 	eps := tc.endpoints()
 	out, code := tc.cli(eps, "status", "--json")
 	var st httpapi.ClusterStatus
@@ -601,5 +615,111 @@ func TestNodeFlags(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 			t.Errorf("cluster %v: %v, want exit 2", args, err)
 		}
+	}
+}
+
+// TestJoin: a fourth node started with --join becomes a member, learns the
+// members' HTTP addresses and serves requests.
+func TestJoin(t *testing.T) {
+	tc := startCluster(t).ready()
+	eps := tc.endpoints()
+	if _, code := tc.cli(eps, "add", "j", "5"); code != 0 {
+		t.Fatalf("add: exit %d", code)
+	}
+	addrs := freePorts(t, 2)
+	p := &proc{id: "n4", peer: addrs[0], http: addrs[1], dir: filepath.Join(t.TempDir(), "n4")}
+	p.args = []string{"node", "--id", p.id, "--data", p.dir, "--peer-addr", p.peer, "--http-addr", p.http,
+		"--join", tc.nodes[0].http, "--log-level", "warn"}
+	tc.nodes = append(tc.nodes, p)
+	tc.start(p)
+	tc.waitReady(p)
+	out, code := tc.cli(p.http, "status", "--json", "--no-retries")
+	var st httpapi.ClusterStatus
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("status from n4: %q exit %d", out, code)
+	}
+	if len(st.Members) != 4 {
+		t.Fatalf("members after the join: %+v", st.Members)
+	}
+	for _, m := range st.Members {
+		if m.HTTPAddr == "" {
+			t.Errorf("n4 does not know the HTTP address of %s: %+v", m.ID, st.Members)
+		}
+	}
+	if out, code := tc.cli(p.http, "add", "j", "1", "--no-retries"); code != 0 || out != "6" {
+		t.Fatalf("add via the new node: %q exit %d", out, code)
+	}
+	eventually(t, 20*time.Second, "the new node to apply", func() bool {
+		out, code := tc.cli(p.http, "get", "j", "--stale", "--no-retries")
+		return code == 0 && out == "6"
+	})
+}
+
+// writeCerts writes a CA and a certificate for 127.0.0.1 signed by it,
+// good for both ends of mutual TLS, and returns their paths.
+func writeCerts(t *testing.T) (cert, key, ca string) {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "abacus test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "abacus node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(leafKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("node.pem", "CERTIFICATE", leafDER), write("node-key.pem", "EC PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
+}
+
+// TestTLS: with --tls-* the nodes talk mutual TLS to each other and to
+// clients; a client without a certificate is refused.
+func TestTLS(t *testing.T) {
+	cert, key, ca := writeCerts(t)
+	tlsFlags := []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", ca}
+	tc := startCluster(t, tlsFlags...)
+	tc.cliArgs = tlsFlags
+	tc.ready()
+	eps := tc.endpoints()
+	if out, code := tc.cli(eps, "add", "secure", "3"); code != 0 || out != "3" {
+		t.Fatalf("add over TLS: %q exit %d", out, code)
+	}
+	if out, code := tc.cli(tc.nodes[1].http, "get", "secure", "--no-retries"); code != 0 || out != "3" {
+		t.Fatalf("get via another node over TLS: %q exit %d", out, code)
+	}
+	tc.cliArgs = []string{"--tls-ca", ca}
+	if _, code := tc.cli(eps, "get", "secure", "--no-retries", "--timeout", "2s"); code == 0 {
+		t.Fatalf("a client without a certificate was served")
 	}
 }
