@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -31,11 +32,14 @@ const (
 )
 
 // Follower-side coalescing of forwarded proposals: up to
-// maxForwardBatch proposals travel in one call, with up to
-// maxForwardInflight calls in flight per follower.
+// maxForwardBatch proposals travel in one call, and while
+// maxForwardInflight calls are out the next proposals gather. A call
+// holds its place for at most forwardHold, so calls the leader is slow to
+// answer never hold back the ones behind them.
 const (
 	maxForwardBatch    = 512
 	maxForwardInflight = 4
+	forwardHold        = 10 * time.Millisecond
 )
 
 const (
@@ -176,7 +180,8 @@ func (r *raftReplicator) forwardQueued(ctx context.Context, p Proposal) (Result,
 }
 
 // forwarder gathers queued forwarded proposals into calls: while
-// maxForwardInflight calls are out, proposals gather for the next one.
+// maxForwardInflight calls are out (for at most forwardHold each),
+// proposals gather for the next one.
 func (r *raftReplicator) forwarder() {
 	slots := make(chan struct{}, maxForwardInflight)
 	for {
@@ -201,8 +206,14 @@ func (r *raftReplicator) forwarder() {
 				break drain
 			}
 		}
+		var once sync.Once
+		release := func() { once.Do(func() { <-slots }) }
+		hold := time.AfterFunc(forwardHold, release)
 		r.goroutine(func() {
-			defer func() { <-slots }()
+			defer func() {
+				hold.Stop()
+				release()
+			}()
 			r.sendForwarded(batch)
 		})
 	}
