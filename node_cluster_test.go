@@ -184,11 +184,12 @@ func TestClusterLeaderKilledMidLoad(t *testing.T) {
 	}
 }
 
-// TestClusterRetryAppliesOnce cuts every reply the leader sends to one
-// follower, so forwarded proposals are applied but their outcome is
-// unknown to the follower, which retries them with the same client id and
-// sequence number. When the link heals every call succeeds and each add
-// was applied exactly once.
+// TestClusterRetryAppliesOnce makes forwarded proposals' outcome unknown
+// to the follower that forwarded them: the leader's replies to it are
+// held back, and once the leader has applied the adds the link is cut, so
+// the follower sees its calls lost after sending and retries them with the
+// same client id and sequence numbers. When the link heals every call
+// succeeds and each add was applied exactly once.
 func TestClusterRetryAppliesOnce(t *testing.T) {
 	rec := testcluster.NewRecorder()
 	c := testcluster.New(t, 3, testcluster.WithLogger(rec))
@@ -199,7 +200,7 @@ func TestClusterRetryAppliesOnce(t *testing.T) {
 	if _, err := c.Nodes[f].Add(ctx, "x", 0); err != nil { // warm the forwarding connection
 		t.Fatal(err)
 	}
-	if err := c.Nodes[leader].Faults().LossPeer(fid, 1); err != nil {
+	if err := c.Nodes[leader].Faults().DelayPeer(fid, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	retriesBefore := rec.Count("retrying proposal")
@@ -220,13 +221,20 @@ func TestClusterRetryAppliesOnce(t *testing.T) {
 			values <- got.Value
 		}()
 	}
-	// Every add reaches the leader's state machine, and the follower keeps
-	// retrying because it never hears back.
+	// Every add reaches the leader's state machine, but no reply has left.
 	c.Eventually(10*time.Second, "the adds applied on the leader", func() bool {
 		got, _ := c.Nodes[leader].Get(ctx, "x", abacus.Stale())
 		return got.Value == calls
 	})
-	c.Eventually(10*time.Second, "retries after the adds applied", func() bool {
+	if n := rec.Count("retrying proposal"); n != retriesBefore {
+		t.Fatalf("%d retries before the link was cut", n-retriesBefore)
+	}
+	// Cut the link: the held-back replies are lost, the follower's calls
+	// fail after sending, and it retries them.
+	if err := c.Nodes[leader].Faults().Partition(fid); err != nil {
+		t.Fatal(err)
+	}
+	c.Eventually(10*time.Second, "retries of every add", func() bool {
 		return rec.Count("retrying proposal") >= retriesBefore+calls
 	})
 	if err := c.Nodes[leader].Faults().Heal(); err != nil {
@@ -437,7 +445,7 @@ func TestClusterMembership(t *testing.T) {
 	f := c.Followers(leader)[0]
 
 	n4 := c.Join()
-	if err := c.Nodes[f].AddMember(ctx, c.Member(n4)); err != nil {
+	if err := retryMembership(ctx, func() error { return c.Nodes[f].AddMember(ctx, c.Member(n4)) }); err != nil {
 		t.Fatalf("add member through a follower: %v", err)
 	}
 	c.Converge("m", 20)
@@ -449,7 +457,7 @@ func TestClusterMembership(t *testing.T) {
 	}
 
 	// Hand leadership to the new node, from a node that is not the leader.
-	if err := c.Nodes[f].TransferLeadership(ctx, c.Configs[n4].ID); err != nil {
+	if err := retryMembership(ctx, func() error { return c.Nodes[f].TransferLeadership(ctx, c.Configs[n4].ID) }); err != nil {
 		t.Fatalf("transfer leadership: %v", err)
 	}
 	c.Eventually(10*time.Second, "the new node leading", func() bool {
@@ -461,7 +469,7 @@ func TestClusterMembership(t *testing.T) {
 
 	// Remove an original member; the remaining three keep working.
 	gone := leader
-	if err := c.Nodes[f].RemoveMember(ctx, c.Configs[gone].ID); err != nil {
+	if err := retryMembership(ctx, func() error { return c.Nodes[f].RemoveMember(ctx, c.Configs[gone].ID) }); err != nil {
 		t.Fatalf("remove member: %v", err)
 	}
 	c.Eventually(10*time.Second, "three members", func() bool {
@@ -477,7 +485,7 @@ func TestClusterMembership(t *testing.T) {
 
 	// Any-voter transfer.
 	before := c.LeaderAmong(c.Followers(gone)...)
-	if err := c.Nodes[before].TransferLeadership(ctx, ""); err != nil {
+	if err := retryMembership(ctx, func() error { return c.Nodes[before].TransferLeadership(ctx, "") }); err != nil {
 		t.Fatalf("transfer to any voter: %v", err)
 	}
 	c.Eventually(10*time.Second, "another leader", func() bool {
@@ -493,6 +501,25 @@ func TestClusterMembership(t *testing.T) {
 	}
 	if err := c.Nodes[before].AddMember(ctx, abacus.Member{ID: "x"}); !errors.Is(err, abacus.ErrInvalidArgument) {
 		t.Fatalf("add member without an address: %v, want ErrInvalidArgument", err)
+	}
+}
+
+// retryMembership retries a membership change while its outcome is
+// unknown or no leader could take it, as an application would: adding,
+// removing or transferring again is harmless once it has happened.
+func retryMembership(ctx context.Context, change func() error) error {
+	for {
+		err := change()
+		if err == nil || (!errors.Is(err, abacus.ErrUnavailable) && !errors.Is(err, abacus.ErrIndeterminate)) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
 	}
 }
 
