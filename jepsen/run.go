@@ -91,6 +91,10 @@ type RunInfo struct {
 	// Notes are problems met while running (faults that could not be
 	// injected, final reads that could not be made).
 	Notes []string `json:"notes,omitempty"`
+	// Stalls are periods in which the harness itself did not get to run
+	// (an overloaded host): availability figures such as the longest gap
+	// without a write are unreliable across them.
+	Stalls []string `json:"stalls,omitempty"`
 }
 
 // Outcome is what Run returns.
@@ -218,6 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	}
 	nctx, ncancel := context.WithTimeout(ctx, cfg.Duration)
 	defer ncancel()
+	stalls := watchStalls(nctx, rec, time.Second)
 	nemDone := make(chan struct{})
 	go func() {
 		defer close(nemDone)
@@ -261,7 +266,7 @@ wait:
 	info := RunInfo{
 		Backend: cfg.Backend, Nodes: cfg.Nodes, Faults: cfg.Faults, Duration: cfg.Duration, Seed: cfg.Seed,
 		Workload: wl, Status: v.Status, Verdict: line, Convergence: ConvergenceMethod,
-		Crashes: cl.Crashes(), Notes: notes,
+		Crashes: cl.Crashes(), Notes: notes, Stalls: <-stalls,
 		Figures: Figures{Ops: v.Summary.Ops, Ok: v.Summary.Ok, Fail: v.Summary.Fail, Info: v.Summary.Info,
 			Faults: v.Summary.Faults, CheckTime: v.Elapsed, LongestWriteGap: time.Duration(v.Summary.LongestWriteGap.Nanos)},
 	}
@@ -271,6 +276,9 @@ wait:
 	for _, n := range notes {
 		progress("note: %s", n)
 	}
+	for _, s := range info.Stalls {
+		progress("note: %s", s)
+	}
 	data, err := json.MarshalIndent(&info, "", "  ")
 	if err != nil {
 		return nil, err
@@ -279,6 +287,33 @@ wait:
 		return nil, err
 	}
 	return &Outcome{Dir: cfg.Dir, Verdict: v, Line: line, Info: info}, nil
+}
+
+// watchStalls notices when the harness's own goroutines did not run for
+// longer than limit (a starved process on an overloaded host) until ctx
+// ends, and then sends descriptions of the stalls.
+func watchStalls(ctx context.Context, rec *history.Recorder, limit time.Duration) <-chan []string {
+	out := make(chan []string, 1)
+	go func() {
+		var stalls []string
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		last := rec.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				out <- stalls
+				return
+			case <-tick.C:
+			}
+			now := rec.Now()
+			if gap := time.Duration(now - last); gap > limit && len(stalls) < 20 {
+				stalls = append(stalls, fmt.Sprintf("harness stalled %v at %.3fs", gap.Round(time.Millisecond), float64(last)/1e9))
+			}
+			last = now
+		}
+	}()
+	return out
 }
 
 func (w Workload) summary(nodes int) string {
