@@ -31,6 +31,9 @@ const (
 	decidedMemory = 1 << 16
 	// inboxLen is the loop's input buffer.
 	inboxLen = 8192
+	// drainTimeout bounds how long Close waits for this replica's open
+	// slots to decide.
+	drainTimeout = 2 * time.Second
 )
 
 // replica is the Rabia path: a Replicator that orders batches by running
@@ -78,6 +81,8 @@ type replica struct {
 	fetching atomic.Bool
 	ticking  atomic.Bool
 	closed   atomic.Bool
+	drain    chan struct{} // closed by Close: start and join no more slots
+	drained  chan struct{} // closed by the loop once draining and no slot of ours is open
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -163,6 +168,8 @@ func open(env *abacus.Env, opts Options) (*replica, error) {
 		credits:    make(chan struct{}, opts.MaxOutstanding),
 		applyWake:  make(chan struct{}, 1),
 		appliedCh:  make(chan struct{}, 1),
+		drain:      make(chan struct{}),
+		drained:    make(chan struct{}),
 		waiting:    map[string]*ownBatch{},
 		q:          newBatchQueue(),
 		open:       map[uint64]*wmvc.Value{},
@@ -280,6 +287,17 @@ func (r *replica) Close() error {
 	if !r.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	// Let the slots this replica voted in decide before it stops: after a
+	// restart it may only learn them (it cannot vote again), so a slot
+	// left open on a majority of stopped replicas could never decide.
+	close(r.drain)
+	t := time.NewTimer(drainTimeout)
+	select {
+	case <-r.drained:
+	case <-t.C:
+		r.log.Warn("rabia: closing with undecided slots")
+	}
+	t.Stop()
 	r.cancel()
 	r.msgr.Close()
 	r.rpc.Close()
@@ -505,6 +523,7 @@ func (r *replica) loop() {
 	defer ticker.Stop()
 	settle := time.NewTimer(time.Hour)
 	defer settle.Stop()
+	drain, draining := r.drain, false
 	r.pump(settle)
 	for {
 		select {
@@ -531,8 +550,14 @@ func (r *replica) loop() {
 		case <-r.appliedCh:
 			r.onApplied()
 		case <-settle.C:
+		case <-drain:
+			drain, draining = nil, true
 		}
 		r.pump(settle)
+		if draining && len(r.open) == 0 {
+			close(r.drained)
+			draining = false
+		}
 	}
 }
 
@@ -640,6 +665,11 @@ func (r *replica) plan(settle *time.Timer) []proposal {
 	peersAhead := slices.Max(r.peerApplied)
 	joins := r.joins
 	r.joins = nil
+	select {
+	case <-r.drain:
+		return nil
+	default:
+	}
 	for _, s := range joins {
 		if _, ok := r.engine.Decided(s); ok || s < r.engine.Floor() {
 			continue
