@@ -23,6 +23,14 @@
 // Partitions use the in-process transport layer, so no root is needed; a
 // mode using network namespaces is not implemented.
 //
+// Workload: counters (add, set, cas, delete, get; half of them add-only,
+// one with a bounded add), locks whose holders make fenced writes, keep
+// their leases alive and sometimes stall past the TTL, and instances that
+// add to instance-aware counters and then are deleted or die (their lease
+// runs out). Besides the checkers of jepsen/internal/check, the runner
+// checks that once every instance has ended, counters only instances added
+// to read 0 on every node ("instances").
+//
 // Clients are pinned to one node each and use the Go client without
 // retries or failover, so every outcome is recorded: ok (including
 // refusals such as overflow, lock_held, stale_token), fail (503: not

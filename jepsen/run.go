@@ -192,7 +192,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		}
 	}()
 	for _, n := range cl.nodes {
-		for k := range wl.CounterClients + wl.LockClients {
+		for k := range wl.CounterClients + wl.LockClients + wl.InstanceClients {
 			c, err := client.New([]string{"http://" + n.httpAddr}, client.WithoutRetries(), client.WithAttemptTimeout(wl.OpTimeout))
 			if err != nil {
 				return nil, err
@@ -204,10 +204,13 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if k < wl.CounterClients {
+				switch {
+				case k < wl.CounterClients:
 					w.runCounters()
-				} else {
+				case k < wl.CounterClients+wl.LockClients:
 					w.runLocks()
+				default:
+					w.runInstances()
 				}
 			}()
 		}
@@ -253,12 +256,22 @@ wait:
 	}
 	h := rec.History()
 	in := check.Input{History: h}
+	rctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+	if err := cl.WaitReady(rctx); err != nil {
+		notes = append(notes, "after healing: "+err.Error())
+	}
+	cancel()
+	residue := instancesEnded(ctx, cl, wl.InstanceCounterNames(), max(10*wl.InstanceTTL, 10*time.Second))
 	finals, fnotes := finalReads(ctx, cl, wl.CounterNames())
 	notes = append(notes, fnotes...)
 	in.FinalReads = finals
 	progress("%d final reads from %d nodes; checking %d ops", len(finals), cfg.Nodes, len(h.Ops))
 
 	v := check.Run(ctx, in, check.Options{Timeout: cfg.CheckTimeout, Logger: log})
+	if residue.Status != check.StatusSkipped {
+		v.Checks = append(v.Checks, residue)
+		v.Status = check.Combine(v.Status, residue.Status)
+	}
 	line, err := report.Write(ctx, cfg.Dir, in, v, report.Options{})
 	if err != nil {
 		return nil, err
@@ -321,16 +334,70 @@ func (w Workload) summary(nodes int) string {
 		nodes*w.CounterClients, nodes*w.LockClients, w.Counters, w.Locks)
 }
 
+// NameInstances is the runner's own check of instance-aware counters.
+const NameInstances = "instances"
+
+// instancesEnded checks what instance-aware counters promise when their
+// processes die: once every instance has ended (deleted, or its lease run
+// out), its contributions have left every counter, so counters that only
+// instances added to read 0 on every node. It polls each node's stale
+// read of each such counter until it reads 0 or limit passes.
+func instancesEnded(ctx context.Context, cl *Cluster, names []string, limit time.Duration) check.Result {
+	start := time.Now()
+	res := check.Result{Name: NameInstances, Status: check.StatusSkipped}
+	if len(names) == 0 {
+		return res
+	}
+	res.Status = check.StatusValid
+	deadline := time.Now().Add(limit)
+	var unread, residues int
+	for _, n := range cl.nodes {
+		for _, name := range names {
+			var last *httpapi.GetResponse
+			var lastErr error
+			for {
+				rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+				r, err := n.admin.Get(rctx, name, client.Stale())
+				rcancel()
+				if err == nil {
+					last, lastErr = &r, nil
+					if r.Value == 0 {
+						break
+					}
+				} else {
+					lastErr = err
+				}
+				if time.Now().After(deadline) || pause(ctx, 100*time.Millisecond) != nil {
+					break
+				}
+			}
+			switch {
+			case last != nil && last.Value == 0:
+			case last != nil:
+				residues++
+				res.Status = check.StatusInvalid
+				res.ViolationCount++
+				res.Violations = append(res.Violations, check.Violation{Key: name, Ops: []int{-1},
+					Message: fmt.Sprintf("%s still reads %d on %s %v after the clients stopped; only instances added to it and all have ended",
+						name, last.Value, n.id, limit)})
+			default:
+				unread++
+				res.Status = check.Combine(res.Status, check.StatusUnknown)
+				res.Violations = append(res.Violations, check.Violation{Key: name, Ops: []int{-1},
+					Message: fmt.Sprintf("could not read %s on %s: %v", name, n.id, lastErr)})
+			}
+		}
+	}
+	res.Detail = fmt.Sprintf("%d instance counters on %d nodes: %d with contributions left after every instance ended, %d unread",
+		len(names), len(cl.nodes), residues, unread)
+	res.Elapsed = time.Since(start)
+	return res
+}
+
 // finalReads waits until every node has applied everything committed,
 // then reads every counter from every node with consistency=stale.
 func finalReads(ctx context.Context, cl *Cluster, names []string) ([]check.FinalRead, []string) {
 	var notes []string
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := cl.WaitReady(rctx)
-	cancel()
-	if err != nil {
-		notes = append(notes, "after healing: "+err.Error())
-	}
 	if err := settle(ctx, cl); err != nil {
 		notes = append(notes, "settling: "+err.Error())
 	}

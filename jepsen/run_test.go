@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -341,5 +342,47 @@ func TestClassify(t *testing.T) {
 	}
 	if _, out, _ := classify(&client.Error{Status: 409, Code: "lock_held", Holder: "h"}); out.Holder != "h" {
 		t.Errorf("lock_held lost its holder: %+v", out)
+	}
+}
+
+// TestInstancesEnded checks the runner's instance check against nodes
+// that serve a fixed value: 0 everywhere is valid, a contribution left on
+// one node is a violation.
+func TestInstancesEnded(t *testing.T) {
+	tests := []struct {
+		name  string
+		value map[string]int64 // per node
+		want  check.Status
+	}{
+		{name: "all zero", value: map[string]int64{"n1": 0, "n2": 0, "n3": 0}, want: check.StatusValid},
+		{name: "left on one node", value: map[string]int64{"n1": 0, "n2": 4, "n3": 0}, want: check.StatusInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cl, err := NewCluster("unused", "raft", t.TempDir(), 3, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range cl.nodes {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Query().Get("consistency") != "stale" {
+						http.Error(w, "want a stale read", http.StatusBadRequest)
+						return
+					}
+					fmt.Fprintf(w, `{"value": %d, "exists": true}`, tc.value[n.id])
+				}))
+				t.Cleanup(srv.Close)
+				if n.admin, err = client.New([]string{srv.URL}, client.WithoutRetries()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res := instancesEnded(context.Background(), cl, []string{"inst-0", "inst-1"}, 300*time.Millisecond)
+			if res.Status != tc.want {
+				t.Fatalf("status %s, want %s: %s %+v", res.Status, tc.want, res.Detail, res.Violations)
+			}
+			if tc.want == check.StatusInvalid && (res.ViolationCount != 2 || !strings.Contains(res.Violations[0].Message, "n2")) {
+				t.Fatalf("violations %+v, want both counters on n2", res.Violations)
+			}
+		})
 	}
 }

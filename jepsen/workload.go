@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/client"
+	"github.com/abacuskit/abacus/httpapi"
 	"github.com/abacuskit/abacus/jepsen/internal/history"
 )
 
@@ -43,6 +44,14 @@ type Workload struct {
 	// sent again with the same Idempotency-Key (each attempt is an op; the
 	// checkers merge them).
 	Retries int `json:"retries"`
+	// InstanceCounters counters ("inst-<i>") see only adds made by
+	// instances; InstanceClients goroutines per node each register an
+	// instance with InstanceTTL, add to those counters for it, and then
+	// end it, deleting it or (as a process that dies) letting its lease
+	// expire. Once every instance has ended these counters must read 0.
+	InstanceCounters int           `json:"instance_counters"`
+	InstanceClients  int           `json:"instance_clients"`
+	InstanceTTL      time.Duration `json:"instance_ttl_ns"`
 }
 
 // DefaultWorkload returns the workload of a standard run.
@@ -50,12 +59,23 @@ func DefaultWorkload() Workload {
 	return Workload{
 		Counters: 12, AddOnly: 6, QuotaMax: 60, Locks: 3, LockTTL: time.Second, StallProb: 0.15,
 		CounterClients: 2, LockClients: 1, OpTimeout: 2 * time.Second, Think: 15 * time.Millisecond, Retries: 2,
+		InstanceCounters: 2, InstanceClients: 1, InstanceTTL: time.Second,
 	}
 }
 
 func (w Workload) counterName(i int) string { return fmt.Sprintf("c%02d", i) }
 func (w Workload) lockName(i int) string    { return fmt.Sprintf("L%d", i) }
 func fencedCounter(lock string) string      { return "fenced-" + lock }
+func instanceCounter(i int) string          { return fmt.Sprintf("inst-%d", i) }
+
+// InstanceCounterNames returns the counters only instances add to.
+func (w Workload) InstanceCounterNames() []string {
+	var names []string
+	for i := range w.InstanceCounters {
+		names = append(names, instanceCounter(i))
+	}
+	return names
+}
 
 // CounterNames returns every counter the workload touches.
 func (w Workload) CounterNames() []string {
@@ -66,7 +86,7 @@ func (w Workload) CounterNames() []string {
 	for i := range w.Locks {
 		names = append(names, fencedCounter(w.lockName(i)))
 	}
-	return names
+	return append(names, w.InstanceCounterNames()...)
 }
 
 // counts tallies outcomes for progress lines.
@@ -294,6 +314,62 @@ func (w *worker) hold(lock string, token uint64) {
 	}
 	w.once(history.Release, lock, history.Input{Token: token}, func(ctx context.Context) (history.Output, error) {
 		return history.Output{}, w.c.ReleaseLock(ctx, lock, token)
+	})
+}
+
+// runInstances loops over instance lifetimes until stop is set: register,
+// add to the instance counters for the instance with keep-alives between,
+// then delete the instance or abandon it to expire.
+func (w *worker) runInstances() {
+	ttl := w.wl.InstanceTTL
+	for !w.stop.Load() {
+		o, out := w.once(history.InstanceCreate, "", history.Input{TTLMillis: ttl.Milliseconds()}, func(ctx context.Context) (history.Output, error) {
+			id, err := w.c.RegisterInstance(ctx, ttl)
+			return history.Output{Instance: httpapi.ID(id).String()}, err
+		})
+		if o != history.Ok || out.Error != "" {
+			time.Sleep(time.Duration(50+w.rng.IntN(100)) * time.Millisecond)
+			continue
+		}
+		id, err := httpapi.ParseID(out.Instance)
+		if err != nil {
+			continue
+		}
+		w.live(id, out.Instance)
+	}
+}
+
+// live runs one instance's life.
+func (w *worker) live(id httpapi.ID, sid string) {
+	ttl := w.wl.InstanceTTL
+	for n := 2 + w.rng.IntN(6); n > 0 && !w.stop.Load(); n-- {
+		name := instanceCounter(w.rng.IntN(w.wl.InstanceCounters))
+		delta := 1 + w.rng.Int64N(3)
+		o, out := w.write(history.Add, name, history.Input{Delta: delta, Instance: sid}, func(ctx context.Context, k string) (history.Output, error) {
+			res, err := w.c.Add(ctx, name, delta, client.Instance(uint64(id)), client.IdempotencyKey(k))
+			r := history.Output{Value: res.Value}
+			if res.InstanceValue != nil {
+				r.InstanceValue = *res.InstanceValue
+			}
+			return r, err
+		})
+		if o == history.Ok && out.Error != "" {
+			return // the instance has ended
+		}
+		time.Sleep(ttl / 4)
+		o, out = w.once(history.InstanceKeepAlive, sid, history.Input{}, func(ctx context.Context) (history.Output, error) {
+			_, err := w.c.KeepAliveInstance(ctx, uint64(id))
+			return history.Output{}, err
+		})
+		if o == history.Ok && out.Error != "" {
+			return
+		}
+	}
+	if w.rng.IntN(2) == 0 && !w.stop.Load() {
+		return // dies: the lease runs out and its contributions leave
+	}
+	w.once(history.InstanceDelete, sid, history.Input{}, func(ctx context.Context) (history.Output, error) {
+		return history.Output{}, w.c.DeleteInstance(ctx, uint64(id))
 	})
 }
 
