@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -117,12 +118,21 @@ func decodeResponse(b []byte) (Result, error) {
 // call sends a request to the current leader. Errors say whether it may
 // have taken effect.
 func (r *raftReplicator) call(ctx context.Context, method uint8, payload []byte) ([]byte, error) {
+	return r.callLeader(ctx, method, payload, nil)
+}
+
+// callLeader is call with a hook run just before the request goes to the
+// transport, once a leader is known.
+func (r *raftReplicator) callLeader(ctx context.Context, method uint8, payload []byte, sending func()) ([]byte, error) {
 	addr, id := r.raft.LeaderWithID()
 	if addr == "" {
 		return nil, fmt.Errorf("%w: no leader", ErrUnavailable)
 	}
 	if string(id) == r.cfg.ID {
 		return nil, fmt.Errorf("%w: leadership changing", ErrUnavailable)
+	}
+	if sending != nil {
+		sending()
 	}
 	r.metrics.CountForward()
 	resp, err := r.rpc.Call(ctx, string(addr), method, encodeRequest(ctx, payload))
@@ -149,9 +159,10 @@ func (r *raftReplicator) forwardPropose(ctx context.Context, p Proposal) (Result
 
 // fwdPending is a proposal waiting in a follower's forwarding queue.
 type fwdPending struct {
-	ctx context.Context // the caller's
-	p   Proposal
-	ch  chan outcome // buffered: the sender never blocks on it
+	ctx  context.Context // the caller's
+	p    Proposal
+	ch   chan outcome // buffered: the sender never blocks on it
+	sent atomic.Bool  // handed to the transport: it may reach the leader
 }
 
 // forwardQueued forwards p to the leader in a call shared with other
@@ -173,8 +184,14 @@ func (r *raftReplicator) forwardQueued(ctx context.Context, p Proposal) (Result,
 	case o := <-fp.ch:
 		return o.res, o.err
 	case <-ctx.Done():
+		if !fp.sent.Load() {
+			return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		}
 		return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
 	case <-r.ctx.Done():
+		if !fp.sent.Load() {
+			return Result{}, ErrClosed
+		}
 		return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ErrClosed)
 	}
 }
@@ -250,7 +267,11 @@ func (r *raftReplicator) sendForwarded(batch []*fwdPending) {
 	for i, fp := range live {
 		props[i] = fp.p
 	}
-	outs, err := r.callMany(ctx, props)
+	outs, err := r.callMany(ctx, props, func() {
+		for _, fp := range live {
+			fp.sent.Store(true)
+		}
+	})
 	for i, fp := range live {
 		if err != nil {
 			fp.ch <- outcome{err: err}
@@ -260,12 +281,12 @@ func (r *raftReplicator) sendForwarded(batch []*fwdPending) {
 	}
 }
 
-func (r *raftReplicator) callMany(ctx context.Context, props []Proposal) ([]outcome, error) {
+func (r *raftReplicator) callMany(ctx context.Context, props []Proposal, sending func()) ([]outcome, error) {
 	data, err := EncodeEntry(props)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encoding: %v", ErrInvalidArgument, err)
 	}
-	resp, err := r.call(ctx, methodProposeMany, data)
+	resp, err := r.callLeader(ctx, methodProposeMany, data, sending)
 	if err != nil {
 		return nil, err
 	}
