@@ -325,7 +325,9 @@ func (n *Nemesis) member(ctx context.Context) error {
 	}()
 	if err := retry(ctx, 10*time.Second, func(ctx context.Context) error {
 		return n.cl.node(via).admin.RemoveMember(ctx, victim)
-	}); err != nil {
+	}); err != nil && n.isMember(victim, via) {
+		// An attempt whose outcome was unknown may still have removed
+		// it; only a node still listed is left as it was.
 		return fmt.Errorf("removing %s: %w", victim, err)
 	}
 	// Removed: from here on the node may only come back wiped, through
@@ -345,16 +347,10 @@ func (n *Nemesis) member(ctx context.Context) error {
 	}
 	// The node adds itself through --join; wait until the leader lists it.
 	err := retry(context.Background(), 20*time.Second, func(ctx context.Context) error {
-		st, err := n.cl.Status(ctx, via)
-		if err != nil {
-			return err
+		if !n.isMember(victim, via) {
+			return fmt.Errorf("%s not yet a member", victim)
 		}
-		for _, m := range st.Members {
-			if m.ID == victim {
-				return nil
-			}
-		}
-		return fmt.Errorf("%s not yet a member", victim)
+		return nil
 	})
 	if err == nil {
 		n.mu.Lock()
@@ -362,6 +358,21 @@ func (n *Nemesis) member(ctx context.Context) error {
 		n.mu.Unlock()
 	}
 	return err
+}
+
+// isMember reports whether node via lists id as a member; true when it
+// cannot tell.
+func (n *Nemesis) isMember(id, via string) bool {
+	var listed bool
+	err := retry(context.Background(), 5*time.Second, func(ctx context.Context) error {
+		st, err := n.cl.Status(ctx, via)
+		if err != nil {
+			return err
+		}
+		listed = slices.ContainsFunc(st.Members, func(m httpapi.MemberInfo) bool { return m.ID == id })
+		return nil
+	})
+	return err != nil || listed
 }
 
 // HealAll ends every fault: continues paused nodes, restarts dead ones,
