@@ -723,3 +723,49 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("a client without a certificate was served")
 	}
 }
+
+// TestLockLost: when the lock cannot be renewed while CMD runs (here no
+// quorum: two nodes are stopped), CMD is signalled and lock exits 1.
+func TestLockLost(t *testing.T) {
+	tc := startCluster(t).ready()
+	eps := tc.endpoints()
+	started := filepath.Join(t.TempDir(), "started")
+	cmd := exec.Command(tc.abacusBin, "--cluster", eps, "lock", "job", "--ttl", "1s", "--",
+		"sh", "-c", `touch "$STARTED"; exec sleep 60`)
+	cmd.Env = append(os.Environ(), "STARTED="+started)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() { _ = cmd.Process.Kill() }()
+	eventually(t, 20*time.Second, "CMD to start", func() bool {
+		_, err := os.Stat(started)
+		return err == nil
+	})
+	stopped := tc.nodes[1:]
+	for _, p := range stopped {
+		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, p := range stopped {
+			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("lock after losing the lock: %v, want exit 1\n%s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "lost") {
+			t.Errorf("stderr does not say the lock was lost: %s", stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("lock kept running without its lock\n%s", stderr.String())
+	}
+}
