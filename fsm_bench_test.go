@@ -47,6 +47,27 @@ func (e *benchEntries) next() []Proposal {
 	return props
 }
 
+// cpuMeter accumulates process CPU time over the timed parts of a
+// benchmark, for a cpu-ns/op figure next to wall-clock ns/op.
+type cpuMeter struct {
+	total, start int64
+	ok           bool
+}
+
+func (m *cpuMeter) begin() { m.start, m.ok = processCPU() }
+
+func (m *cpuMeter) end() {
+	if now, ok := processCPU(); ok && m.ok {
+		m.total += now - m.start
+	}
+}
+
+func (m *cpuMeter) report(b *testing.B, per int) {
+	if m.ok && per > 0 {
+		b.ReportMetric(float64(m.total)/float64(per), "cpu-ns/op")
+	}
+}
+
 // BenchmarkApplyAddInBatch measures one add applied inside an entry of 256
 // proposals, through the exactly-once table; ns/op is per add. "decoded"
 // applies already-decoded proposals; "with-decode" includes DecodeEntry.
@@ -83,15 +104,20 @@ func BenchmarkApplyAddInBatch(b *testing.B) {
 				index++
 				f.Apply(index, gen.next())
 			}
+			var cpu cpuMeter
 			b.ReportAllocs()
 			b.ResetTimer()
 			next := chunk
 			for done := 0; done < b.N; done += benchEntrySize {
 				if next == chunk {
 					b.StopTimer()
+					if done > 0 {
+						cpu.end()
+					}
 					prepare()
 					next = 0
 					b.StartTimer()
+					cpu.begin()
 				}
 				index++
 				if decode {
@@ -104,6 +130,9 @@ func BenchmarkApplyAddInBatch(b *testing.B) {
 				}
 				next++
 			}
+			b.StopTimer()
+			cpu.end()
+			cpu.report(b, b.N)
 		})
 	}
 }
@@ -178,19 +207,23 @@ func BenchmarkSnapshot1M(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var peak uint64
+	var cpu cpuMeter
 	for range b.N {
 		b.StopTimer()
 		p := startHeapPeak()
 		b.StartTimer()
+		cpu.begin()
 		n, err := f.Snapshot().WriteTo(io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}
+		cpu.end()
 		size = n
 		b.StopTimer()
 		peak = max(peak, p.done())
 		b.StartTimer()
 	}
+	cpu.report(b, b.N)
 	b.ReportMetric(float64(peak), "peak-heap-B")
 	b.ReportMetric(float64(size), "snapshot-B")
 }
@@ -207,14 +240,17 @@ func BenchmarkRestore1M(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var peak uint64
+	var cpu cpuMeter
 	for range b.N {
 		b.StopTimer()
 		f := NewFSM(FSMOptions{}, nil)
 		p := startHeapPeak()
 		b.StartTimer()
+		cpu.begin()
 		if err := f.Restore(bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
 		}
+		cpu.end()
 		b.StopTimer()
 		peak = max(peak, p.done())
 		if f.Stats().Counters != 1_000_000 {
@@ -222,6 +258,7 @@ func BenchmarkRestore1M(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+	cpu.report(b, b.N)
 	b.ReportMetric(float64(peak), "peak-heap-B")
 	b.ReportMetric(float64(len(data)), "snapshot-B")
 }
