@@ -234,8 +234,12 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 	}
 	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
+		d := c.timeout
+		if cl.attempt > c.attempt {
+			d += cl.attempt - c.attempt // a lock acquire's wait comes on top
+		}
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
 	start := int(c.preferred.Load())
