@@ -31,6 +31,9 @@ const (
 	decidedMemory = 1 << 16
 	// inboxLen is the loop's input buffer.
 	inboxLen = 8192
+	// markAhead is how many slots beyond the highest one proposed the
+	// persisted proposal mark reserves.
+	markAhead = 64
 	// drainTimeout bounds how long Close waits for this replica's open
 	// slots to decide.
 	drainTimeout = 2 * time.Second
@@ -93,6 +96,8 @@ type replica struct {
 	open        map[uint64]*wmvc.Value // undecided slots this replica proposed in
 	next        uint64                 // next slot this replica may start
 	hwm         uint64                 // persisted: proposed in no slot above it
+	proposedTop uint64                 // the highest slot proposed in, or the mark found at startup
+	hasTop      bool
 	hasHWM      bool
 	decidedIDs  map[string]uint64
 	joins       []uint64 // slots peers started, to propose in
@@ -245,6 +250,9 @@ func (r *replica) recover(recs []decided) error {
 		return fmt.Errorf("rabia: %w", err)
 	}
 	r.hwm, r.hasHWM = hwm, ok
+	// Slots up to a mark found at startup may have been voted in before:
+	// the exact mark written at Close never goes below it.
+	r.proposedTop, r.hasTop = hwm, ok
 	r.next = applied
 	// Decisions logged beyond a gap: the applier applies them once the gap
 	// fills; the engine learns them so that it never votes there.
@@ -302,6 +310,17 @@ func (r *replica) Close() error {
 	r.msgr.Close()
 	r.rpc.Close()
 	r.wg.Wait()
+	// The loop has stopped: no more proposals. Record the exact mark, so
+	// that after a restart this replica learns only the slots it really
+	// voted in (a reserved slot learnt by a majority could never decide).
+	if r.hasTop && r.hwm > r.proposedTop {
+		if err := r.store.SaveMark(r.proposedTop); err != nil {
+			r.log.Error("rabia: recording the proposal mark", "err", err)
+		}
+	}
+	st := r.engine.Stats()
+	r.log.Info("rabia: stopped", "applied", r.applied.Load(), "decided", st.Decided, "learned", st.Learned,
+		"null", st.NullDecisions, "coin_flips", st.CoinFlips, "max_phase", st.MaxPhase, "value_fetches", st.ValueFetches)
 	r.waitMu.Lock()
 	for id, ob := range r.waiting {
 		for _, pd := range ob.pend {
@@ -605,7 +624,9 @@ func (r *replica) pump(settle *time.Timer) {
 				top = max(top, p.slot)
 			}
 			if !r.hasHWM || top > r.hwm {
-				if err := r.store.SaveMark(top); err != nil {
+				// Reserve slots ahead so that the mark costs one sync per
+				// markAhead slots; Close records the exact mark.
+				if err := r.store.SaveMark(top + markAhead); err != nil {
 					// Without the mark a restart could vote twice: propose
 					// nothing, put the batches back.
 					r.log.Error("rabia: cannot persist proposal mark", "err", err)
@@ -616,7 +637,7 @@ func (r *replica) pump(settle *time.Timer) {
 					}
 					plan = nil
 				} else {
-					r.hwm, r.hasHWM = top, true
+					r.hwm, r.hasHWM = top+markAhead, true
 				}
 			}
 		}
@@ -630,6 +651,7 @@ func (r *replica) pump(settle *time.Timer) {
 			}
 			r.open[p.slot] = p.v
 			r.next = max(r.next, p.slot+1)
+			r.proposedTop, r.hasTop = max(r.proposedTop, p.slot), true
 		}
 		if len(plan) > 0 {
 			more := r.engine.Ready()
