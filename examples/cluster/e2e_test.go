@@ -517,12 +517,19 @@ func TestLeaderKilledAndRestarted(t *testing.T) {
 	}
 }
 
-// TestDemo runs the demo, which must exit 0 and leave no process behind.
+// TestDemo runs the demo on each backend: it must exit 0 and leave no
+// process behind.
 func TestDemo(t *testing.T) {
+	for _, backend := range []string{"raft", "rabia"} {
+		t.Run(backend, func(t *testing.T) { testDemo(t, backend) })
+	}
+}
+
+func testDemo(t *testing.T, backend string) {
 	clusterBin, _ := binaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, clusterBin)
+	cmd := exec.CommandContext(ctx, clusterBin, "-backend", backend)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
