@@ -68,9 +68,10 @@ func (o Options) withDefaults(cfg *abacus.Config) Options {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = cfg.MaxEntryProposals
 	}
-	if o.MaxBatch <= 0 || o.MaxBatch > abacus.MaxEntryProposals {
-		o.MaxBatch = min(max(o.MaxBatch, 1024), abacus.MaxEntryProposals)
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 1024
 	}
+	o.MaxBatch = min(o.MaxBatch, abacus.MaxEntryProposals)
 	if o.Pipeline <= 0 {
 		o.Pipeline = DefaultPipeline
 	}
