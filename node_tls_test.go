@@ -32,7 +32,7 @@ func TestClusterMutualTLS(t *testing.T) {
 	}
 	// A node joining with a certificate from the same CA is let in.
 	j := c.Join()
-	if err := c.Nodes[0].AddMember(ctx, c.Member(j)); err != nil {
+	if err := retryMembership(ctx, func() error { return c.Nodes[0].AddMember(ctx, c.Member(j)) }); err != nil {
 		t.Fatal(err)
 	}
 	c.Converge("tls", 9)
