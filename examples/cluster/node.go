@@ -230,7 +230,16 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Error("http server stopped", "err", err)
 	}
 	shutdown(srv, log)
-	return node.Close()
+	// Close is quick; should it ever hang, leave anyway: the data
+	// directory holds every acknowledged write whatever happens now.
+	closed := make(chan error, 1)
+	go func() { closed <- node.Close() }()
+	select {
+	case err := <-closed:
+		return err
+	case <-time.After(15 * time.Second):
+		return errors.New("node did not close within 15s; exiting without it")
+	}
 }
 
 func shutdown(srv *http.Server, log *slog.Logger) {
