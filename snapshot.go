@@ -281,7 +281,7 @@ func (f *FSM) decodeSnapshot(r io.Reader) error {
 
 // preallocate bounds what a declared count may reserve before the data
 // behind it has been read.
-func preallocate(n int) int { return min(n, 1<<16) }
+func preallocate(n int) int { return max(0, min(n, 1<<16)) }
 
 func (f *FSM) decodeBody(dec *msgpack.Decoder) error {
 	d := decoder{Decoder: dec}
