@@ -195,7 +195,6 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
-	defer node.Close()
 	opts := []httpapi.Option{httpapi.WithDirectory(dir), httpapi.WithLogger(log.With("node", f.id))}
 	if f.faults {
 		opts = append(opts, httpapi.WithFaults(clock))
@@ -220,7 +219,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.join != "" {
 		if err := join(ctx, f, tlsConf, dir, log); err != nil {
 			shutdown(srv, log)
-			return err
+			return errors.Join(err, closeNode(node))
 		}
 	}
 	select {
@@ -230,8 +229,13 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Error("http server stopped", "err", err)
 	}
 	shutdown(srv, log)
-	// Close is quick; should it ever hang, leave anyway: the data
-	// directory holds every acknowledged write whatever happens now.
+	return closeNode(node)
+}
+
+// closeNode closes the node. Close is quick; should it ever hang, leave
+// anyway: the data directory holds every acknowledged write whatever
+// happens now.
+func closeNode(node *abacus.Node) error {
 	closed := make(chan error, 1)
 	go func() { closed <- node.Close() }()
 	select {
