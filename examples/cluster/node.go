@@ -56,9 +56,11 @@ func parseNodeFlags(args []string, stderr io.Writer) (*nodeFlags, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var missing []string
-	for name, v := range map[string]string{"--id": f.id, "--data": f.data, "--peer-addr": f.peerAddr, "--http-addr": f.httpAddr} {
-		if v == "" {
-			missing = append(missing, name)
+	for _, req := range []struct{ name, v string }{
+		{"--id", f.id}, {"--data", f.data}, {"--peer-addr", f.peerAddr}, {"--http-addr", f.httpAddr},
+	} {
+		if req.v == "" {
+			missing = append(missing, req.name)
 		}
 	}
 	if len(missing) > 0 {
