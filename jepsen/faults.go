@@ -86,6 +86,15 @@ type Nemesis struct {
 	out     io.Writer
 	count   int
 	removed string // a node removed from the membership and not yet back
+	// skew is the largest clock offset injected so far.
+	skew time.Duration
+}
+
+// MaxSkew returns the largest clock offset (either way) injected so far.
+func (n *Nemesis) MaxSkew() time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.skew
 }
 
 // NewNemesis returns a nemesis over cl choosing among kinds with a schedule
@@ -216,6 +225,9 @@ func (n *Nemesis) inject(ctx context.Context, kind string) error {
 		if n.rng.IntN(2) == 0 {
 			ms = -ms
 		}
+		n.mu.Lock()
+		n.skew = max(n.skew, time.Duration(max(ms, -ms))*time.Millisecond)
+		n.mu.Unlock()
 		if err := n.cl.Faults(ctx, id, httpapi.FaultsRequest{ClockOffsetMS: &ms}); err != nil {
 			return err
 		}

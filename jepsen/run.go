@@ -261,16 +261,20 @@ wait:
 		notes = append(notes, "after healing: "+err.Error())
 	}
 	cancel()
-	residue := instancesEnded(ctx, cl, wl.InstanceCounterNames(), max(10*wl.InstanceTTL, 10*time.Second))
+	// A clock offset may legitimately delay expiry by as much (leases
+	// are timed by the state machine's clock): wait that long too.
+	residue := instancesEnded(ctx, cl, wl.InstanceCounterNames(), max(10*wl.InstanceTTL, 10*time.Second)+nem.MaxSkew())
 	finals, fnotes := finalReads(ctx, cl, wl.CounterNames())
 	notes = append(notes, fnotes...)
 	in.FinalReads = finals
 	progress("%d final reads from %d nodes; checking %d ops", len(finals), cfg.Nodes, len(h.Ops))
 
 	v := check.Run(ctx, in, check.Options{Timeout: cfg.CheckTimeout, Logger: log})
-	if residue.Status != check.StatusSkipped {
-		v.Checks = append(v.Checks, residue)
-		v.Status = check.Combine(v.Status, residue.Status)
+	for _, r := range []check.Result{leaseExpiry(h, LeaseMargin, 20), residue} {
+		if r.Status != check.StatusSkipped {
+			v.Checks = append(v.Checks, r)
+			v.Status = check.Combine(v.Status, r.Status)
+		}
 	}
 	line, err := report.Write(ctx, cfg.Dir, in, v, report.Options{})
 	if err != nil {
@@ -333,6 +337,10 @@ func (w Workload) summary(nodes int) string {
 	return fmt.Sprintf("%d counter and %d lock clients over %d counters and %d locks",
 		nodes*w.CounterClients, nodes*w.LockClients, w.Counters, w.Locks)
 }
+
+// LeaseMargin is the drift margin the lease-expiry check allows a lock
+// holder's view of its lease (the nodes' default DriftMargin is 50ms).
+const LeaseMargin = 100 * time.Millisecond
 
 // NameInstances is the runner's own check of instance-aware counters.
 const NameInstances = "instances"
