@@ -287,7 +287,7 @@ func (r *raftReplicator) watchLeadership() {
 // renewal until the term ends.
 func (r *raftReplicator) lead(lt *leaderTerm) {
 	for {
-		err := r.raft.Barrier(r.cfg.ElectionTimeout).Error()
+		err := futureError(lt.ctx, r.raft.Barrier(r.cfg.ElectionTimeout))
 		if err == nil {
 			break
 		}
@@ -437,7 +437,11 @@ func (r *raftReplicator) completer() {
 		case <-r.ctx.Done():
 			return
 		}
-		err := e.fut.Error()
+		err := futureError(r.ctx, e.fut)
+		if errors.Is(err, errAbandoned) {
+			finish(e.batch, outcome{err: fmt.Errorf("%w: %w", ErrIndeterminate, ErrClosed)})
+			return
+		}
 		<-r.slots
 		if err != nil {
 			finish(e.batch, outcome{err: classifyRaftError(err)})
@@ -457,6 +461,25 @@ func (r *raftReplicator) completer() {
 			continue
 		}
 		finish(e.batch, outcome{err: fmt.Errorf("%w: entry was not applied as submitted", ErrIndeterminate)})
+	}
+}
+
+// errAbandoned reports a Raft future given up on because the replicator
+// is closing.
+var errAbandoned = errors.New("abacus: raft future abandoned at close")
+
+// futureError waits for a Raft future, or until ctx ends. hashicorp/raft
+// never answers a future still queued in its apply channel when it shuts
+// down, so waiting on it alone could hang Close; when ctx ends first the
+// helper goroutine stays parked on the abandoned future.
+func futureError(ctx context.Context, f raft.Future) error {
+	ch := make(chan error, 1)
+	go func() { ch <- f.Error() }()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return errAbandoned
 	}
 }
 
