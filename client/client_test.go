@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,11 +150,16 @@ func TestFailover(t *testing.T) {
 // endpoint with the same Idempotency-Key, and the write applies once.
 func TestRetryIsExactlyOnce(t *testing.T) {
 	cl, srvs := serve(t, 3)
-	var keys []string
-	var lost atomic.Int32
+	var (
+		mu   sync.Mutex
+		keys []string
+		lost atomic.Int32
+	)
 	api := httpapi.New(cl.Nodes[0], httpapi.WithLogger(testcluster.Logger()))
 	lossy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
 		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
 		api.ServeHTTP(httptest.NewRecorder(), r) // applied, reply lost
 		lost.Add(1)
 		w.Header().Set("Content-Type", "application/json")
@@ -163,7 +169,9 @@ func TestRetryIsExactlyOnce(t *testing.T) {
 	t.Cleanup(lossy.Close)
 	ctx := testcluster.Context(t, 20*time.Second)
 
-	c, err := client.New([]string{lossy.URL, srvs[1].URL, srvs[2].URL})
+	// A generous attempt timeout: the lossy attempt must finish, however
+	// loaded the machine, for the test to know it was applied.
+	c, err := client.New([]string{lossy.URL, srvs[1].URL, srvs[2].URL}, client.WithAttemptTimeout(30*time.Second), client.WithTimeout(60*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +179,11 @@ func TestRetryIsExactlyOnce(t *testing.T) {
 	if err != nil || r.Value != 7 {
 		t.Fatalf("retried add: %+v %v (attempts on the lossy node: %d)", r, err, lost.Load())
 	}
-	if lost.Load() != 1 || keys[0] == "" {
-		t.Fatalf("lossy node saw %d attempts, keys %q", lost.Load(), keys)
+	mu.Lock()
+	firstKey, attempts := keys[0], lost.Load()
+	mu.Unlock()
+	if attempts != 1 || firstKey == "" {
+		t.Fatalf("lossy node saw %d attempts, first key %q", attempts, firstKey)
 	}
 	if g, err := c.Get(ctx, "once"); err != nil || g.Value != 7 {
 		t.Fatalf("after the retry: %+v %v, want 7", g, err)
