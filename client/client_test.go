@@ -180,7 +180,11 @@ func TestRetryIsExactlyOnce(t *testing.T) {
 		t.Fatalf("retried add: %+v %v (attempts on the lossy node: %d)", r, err, lost.Load())
 	}
 	mu.Lock()
-	firstKey, attempts := keys[0], lost.Load()
+	var firstKey string
+	if len(keys) > 0 {
+		firstKey = keys[0]
+	}
+	attempts := lost.Load()
 	mu.Unlock()
 	if attempts != 1 || firstKey == "" {
 		t.Fatalf("lossy node saw %d attempts, first key %q", attempts, firstKey)
