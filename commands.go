@@ -156,6 +156,11 @@ func (c *Command) validate(inBatch bool) error {
 		return invalidf("unknown flags %#x", uint8(c.Flags))
 	}
 	if c.Fenced() {
+		switch c.Op {
+		case OpAdd, OpSet, OpCompareAndSet, OpDelete:
+		default:
+			return invalidf("a fence guards counter writes only, not %s", c.Op)
+		}
 		if err := validName("fence lock", c.FenceLock); err != nil {
 			return err
 		}
@@ -188,6 +193,9 @@ func (c *Command) validate(inBatch bool) error {
 		}
 		if c.TTL != 0 && c.Op != OpAdd {
 			return invalidf("expiry applies to add only")
+		}
+		if c.Instance != 0 && c.Op == OpCompareAndSet {
+			return invalidf("compare-and-set acts on the whole counter, not an instance's slice")
 		}
 		if c.Op == OpGet && c.Fenced() {
 			return invalidf("a read carries no fence")

@@ -71,6 +71,9 @@ func (o FSMOptions) withDefaults() FSMOptions {
 	if o.MaxResults <= 0 {
 		o.MaxResults = 1 << 20
 	}
+	// One session alone must fit under the results cap, since the session
+	// being served is never evicted.
+	o.SessionWindow = min(o.SessionWindow, uint64(o.MaxResults))
 	return o
 }
 

@@ -1,6 +1,9 @@
 package abacus
 
-import "math"
+import (
+	"math"
+	"time"
+)
 
 // counter is one named int64. Its value is the total over all writers; an
 // instance's own contributions are also kept as its slice, so that they can
@@ -36,6 +39,16 @@ func checkedSub(a, b int64) (int64, Code) {
 		return 0, CodeUnderflow
 	}
 	return s, CodeOK
+}
+
+// after returns the state-machine time d from now, clamped to the int64
+// range: a proposer's time near its end must not wrap a deadline into the
+// past.
+func (f *FSM) after(d time.Duration) int64 {
+	if f.now > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return f.now + int64(d)
 }
 
 // saturatingSub returns a-b clamped to the int64 range. It is used only
@@ -103,7 +116,7 @@ func (f *FSM) writeCounter(c *Command) Result {
 			f.setSlice(c.Name, k, inst, mine)
 		}
 		if c.TTL > 0 && k.expires == 0 {
-			k.expires = f.now + int64(c.TTL)
+			k.expires = f.after(c.TTL)
 			f.timers.push(timer{at: k.expires, kind: timerCounter, name: c.Name})
 		}
 		f.touch(k)

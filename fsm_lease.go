@@ -49,7 +49,7 @@ func (f *FSM) missingLease(id uint64) Code {
 
 func (f *FSM) grantLease(c *Command) Result {
 	f.nextLease++
-	l := &lease{id: f.nextLease, ttl: int64(c.TTL), deadline: f.now + int64(c.TTL)}
+	l := &lease{id: f.nextLease, ttl: int64(c.TTL), deadline: f.after(c.TTL)}
 	f.leases[l.id] = l
 	f.timers.push(timer{at: l.deadline, kind: timerLease, id: l.id})
 	f.ops++
@@ -61,7 +61,7 @@ func (f *FSM) keepAlive(c *Command) Result {
 	if l == nil {
 		return failed(f.missingLease(c.Lease))
 	}
-	l.deadline = f.now + l.ttl
+	l.deadline = f.after(time.Duration(l.ttl))
 	f.timers.push(timer{at: l.deadline, kind: timerLease, id: l.id})
 	f.ops++
 	return Result{Lease: l.id, TTL: time.Duration(l.ttl), Remaining: time.Duration(l.ttl), Index: -1}
@@ -231,7 +231,7 @@ func (f *FSM) vacate(name string, lk *lock, leaseEnded bool) {
 	lk.holder, lk.lease, lk.token, lk.delay = "", 0, 0, 0
 	f.ops++
 	if leaseEnded && delay > 0 {
-		lk.delayUntil = f.now + delay
+		lk.delayUntil = f.after(time.Duration(delay))
 		f.timers.push(timer{at: lk.delayUntil, kind: timerLockDelay, name: name})
 	}
 	f.tidyLock(name, lk)
