@@ -60,17 +60,18 @@ func (n *Node) AcquireLock(ctx context.Context, name, holder string, ttl, wait t
 	// The keeper holds the lease while the request waits in the queue.
 	k := n.keep(context.Background(), lease, ttl, sent)
 	defer k.Stop()
-	info, err := n.acquireUnder(ctx, name, holder, lease, wait, 0)
+	info, err := n.acquireUnder(ctx, name, holder, k, wait, 0)
 	if err != nil {
 		n.abandon(lease)
 	}
 	return info, err
 }
 
-// acquireUnder acquires lock name for holder under an existing lease,
+// acquireUnder acquires lock name for holder under the lease k keeps,
 // waiting in line up to wait. A request still queued when the wait ends is
-// withdrawn.
-func (n *Node) acquireUnder(ctx context.Context, name, holder string, lease uint64, wait, delay time.Duration) (LockInfo, error) {
+// withdrawn; one whose lease is lost meanwhile fails with ErrLeaseExpired.
+func (n *Node) acquireUnder(ctx context.Context, name, holder string, k *Keeper, wait, delay time.Duration) (LockInfo, error) {
+	lease := k.ID()
 	cmd := Command{Op: OpLockAcquire, Name: name, Holder: holder, Lease: lease, Delay: delay}
 	if wait > 0 {
 		cmd.Flags |= FlagWait
@@ -79,7 +80,7 @@ func (n *Node) acquireUnder(ctx context.Context, name, holder string, lease uint
 	defer grants.stop()
 	r, err := n.Do(ctx, cmd)
 	if err == nil && r.Token == 0 {
-		if r, err = n.awaitGrant(ctx, name, lease, wait, grants); err != nil {
+		if r, err = n.awaitGrant(ctx, name, lease, wait, grants, k.Lost()); err != nil {
 			n.withdraw(name, lease)
 		}
 	}
@@ -90,7 +91,7 @@ func (n *Node) acquireUnder(ctx context.Context, name, holder string, lease uint
 }
 
 // awaitGrant waits for a queued request to be granted.
-func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait time.Duration, g *grantWatch) (Result, error) {
+func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait time.Duration, g *grantWatch, lost <-chan struct{}) (Result, error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
@@ -112,6 +113,9 @@ func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait t
 				return r, nil
 			}
 			continue
+		case <-lost:
+			return Result{}, &OpError{Code: CodeLeaseExpired, Op: OpLockAcquire, Name: name, Index: -1,
+				Message: "the lease ended while the request waited"}
 		case <-t.C:
 		case <-ctx.Done():
 		}
@@ -300,7 +304,7 @@ func (m *Mutex) lock(ctx context.Context, wait time.Duration) error {
 	if m.held {
 		return fmt.Errorf("%w: mutex %q already held by this Mutex", ErrInvalidArgument, m.name)
 	}
-	info, err := m.n.acquireUnder(ctx, m.name, m.holder, k.ID(), wait, m.opts.LockDelay)
+	info, err := m.n.acquireUnder(ctx, m.name, m.holder, k, wait, m.opts.LockDelay)
 	if err != nil {
 		return err
 	}
