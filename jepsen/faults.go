@@ -39,8 +39,10 @@ const (
 	FaultMember = "member"
 )
 
-// AllFaults lists every fault kind.
-var AllFaults = []string{FaultKill, FaultPause, FaultPartition, FaultDelay, FaultLoss, FaultClock, FaultMember}
+// AllFaults returns every fault kind.
+func AllFaults() []string {
+	return []string{FaultKill, FaultPause, FaultPartition, FaultDelay, FaultLoss, FaultClock, FaultMember}
+}
 
 // ErrUnknownFault reports an unknown fault kind.
 var ErrUnknownFault = errors.New("jepsen: unknown fault kind")
@@ -53,13 +55,13 @@ func ParseFaults(s string) ([]string, error) {
 	case "", "none":
 		return nil, nil
 	case "all":
-		return slices.Clone(AllFaults), nil
+		return AllFaults(), nil
 	}
 	var kinds []string
 	for _, k := range strings.Split(s, ",") {
 		k = strings.TrimSpace(k)
-		if !slices.Contains(AllFaults, k) {
-			return nil, fmt.Errorf("%w %q (want some of %s)", ErrUnknownFault, k, strings.Join(AllFaults, ","))
+		if !slices.Contains(AllFaults(), k) {
+			return nil, fmt.Errorf("%w %q (want some of %s)", ErrUnknownFault, k, strings.Join(AllFaults(), ","))
 		}
 		if !slices.Contains(kinds, k) {
 			kinds = append(kinds, k)

@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("jepsen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	backend := fs.String("backend", "raft", "replication path of the nodes: raft or rabia")
-	faults := fs.String("faults", "kill,pause,partition,clock", "fault kinds, comma-separated: "+strings.Join(AllFaults, ",")+", or all or none")
+	faults := fs.String("faults", "kill,pause,partition,clock", "fault kinds, comma-separated: "+strings.Join(AllFaults(), ",")+", or all or none")
 	dur := fs.Duration("time", 60*time.Second, "how long the clients run")
 	nodes := fs.Int("nodes", 3, "cluster size: 3 or 5")
 	seed := fs.Uint64("seed", 0, "seed of the fault schedule and the clients' choices (default: from the time)")

@@ -99,10 +99,13 @@ type RunInfo struct {
 
 // Outcome is what Run returns.
 type Outcome struct {
+	// Dir is the run directory; Verdict the checkers' judgement, with the
+	// runner's own checks appended.
 	Dir     string
 	Verdict *check.Verdict
 	// Line is the one-line verdict.
 	Line string
+	// Info is what run.json holds.
 	Info RunInfo
 }
 

@@ -223,7 +223,7 @@ func TestParseFaults(t *testing.T) {
 		{in: "none", want: nil},
 		{in: "kill", want: []string{FaultKill}},
 		{in: "kill, pause,kill", want: []string{FaultKill, FaultPause}},
-		{in: "all", want: AllFaults},
+		{in: "all", want: AllFaults()},
 		{in: "kill,fire", err: true},
 	}
 	for _, tc := range tests {
