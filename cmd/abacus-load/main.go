@@ -30,6 +30,8 @@
 //	-dir path       parent of the nodes' data directories (default: a
 //	                temporary directory, removed at exit)
 //	-nosync         skip fsync of the Raft log (not durable)
+//	-inflight n     Config.MaxInflightEntries of the in-process nodes
+//	                (default 0: the library's default)
 //	-attach urls    comma-separated HTTP base URLs of running nodes
 //	                (e.g. http://127.0.0.1:8080); no in-process cluster
 //	-timeout d      per-call timeout (default 0: calls run until they
@@ -94,6 +96,7 @@ type options struct {
 	nosync     bool
 	attach     string
 	timeout    time.Duration
+	inflight   int
 	cpuprofile string
 	memprofile string
 	verbose    bool
@@ -111,6 +114,7 @@ func run() error {
 	flag.BoolVar(&o.nosync, "nosync", false, "skip fsync of the Raft log")
 	flag.StringVar(&o.attach, "attach", "", "comma-separated HTTP base URLs of running nodes")
 	flag.DurationVar(&o.timeout, "timeout", 0, "per-call timeout (0: none)")
+	flag.IntVar(&o.inflight, "inflight", 0, "Config.MaxInflightEntries of the in-process nodes (0: default)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the timed phase to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write a heap profile at the end to this file")
 	flag.BoolVar(&o.verbose, "v", false, "log the nodes' info messages")
@@ -554,6 +558,7 @@ func startCluster(ctx context.Context, o options) (*cluster, error) {
 		c.Dir = filepath.Join(cl.dir, c.ID)
 		c.BindAddr = addr
 		c.NoSync = o.nosync
+		c.MaxInflightEntries = o.inflight
 		c.Logger = logger
 		cfgs[i] = c
 		peers = append(peers, abacus.Member{ID: c.ID, Addr: addr, Voter: true})
