@@ -28,8 +28,11 @@
 // their leases alive and sometimes stall past the TTL, and instances that
 // add to instance-aware counters and then are deleted or die (their lease
 // runs out). Besides the checkers of jepsen/internal/check, the runner
-// checks that once every instance has ended, counters only instances added
-// to read 0 on every node ("instances").
+// checks that no lock is granted while an earlier holder's lease is still
+// valid by the holder's own rule ("lease-expiry"), that once every instance
+// has ended, counters only instances added to read 0 on every node
+// ("instances"), and that after healing a write through every node
+// succeeds within 30s ("recovery").
 //
 // Clients are pinned to one node each and use the Go client without
 // retries or failover, so every outcome is recorded: ok (including

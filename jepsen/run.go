@@ -264,6 +264,7 @@ wait:
 		notes = append(notes, "after healing: "+err.Error())
 	}
 	cancel()
+	recovery := recovered(ctx, cl, RecoveryLimit)
 	// A clock offset may legitimately delay expiry by as much (leases
 	// are timed by the state machine's clock): wait that long too.
 	residue := instancesEnded(ctx, cl, wl.InstanceCounterNames(), max(10*wl.InstanceTTL, 10*time.Second)+nem.MaxSkew())
@@ -273,7 +274,7 @@ wait:
 	progress("%d final reads from %d nodes; checking %d ops", len(finals), cfg.Nodes, len(h.Ops))
 
 	v := check.Run(ctx, in, check.Options{Timeout: cfg.CheckTimeout, Logger: log})
-	for _, r := range []check.Result{leaseExpiry(h, LeaseMargin, 20), residue} {
+	for _, r := range []check.Result{leaseExpiry(h, LeaseMargin, 20), residue, recovery} {
 		if r.Status != check.StatusSkipped {
 			v.Checks = append(v.Checks, r)
 			v.Status = check.Combine(v.Status, r.Status)
@@ -344,6 +345,44 @@ func (w Workload) summary(nodes int) string {
 // LeaseMargin is the drift margin the lease-expiry check allows a lock
 // holder's view of its lease (the nodes' default DriftMargin is 50ms).
 const LeaseMargin = 100 * time.Millisecond
+
+// NameRecovery is the runner's check that the cluster serves writes again
+// once every fault has been healed.
+const NameRecovery = "recovery"
+
+// RecoveryLimit is how long after healing every node must have completed a
+// write.
+const RecoveryLimit = 30 * time.Second
+
+// ProbeCounter is the counter the recovery check writes; the workload never
+// touches it.
+const ProbeCounter = "jepsen-probe"
+
+// recovered checks liveness after healing: through every node, an add to
+// ProbeCounter must succeed within limit.
+func recovered(ctx context.Context, cl *Cluster, limit time.Duration) check.Result {
+	start := time.Now()
+	res := check.Result{Name: NameRecovery, Status: check.StatusValid}
+	var took []string
+	for _, n := range cl.nodes {
+		t0 := time.Now()
+		err := retry(ctx, limit-time.Since(start), func(ctx context.Context) error {
+			_, err := n.admin.Add(ctx, ProbeCounter, 1, client.IdempotencyKey(newKey()))
+			return err
+		})
+		if err != nil {
+			res.Status = check.StatusInvalid
+			res.ViolationCount++
+			res.Violations = append(res.Violations, check.Violation{Key: ProbeCounter, Ops: []int{-1},
+				Message: fmt.Sprintf("no write through %s succeeded within %v of healing: %v", n.id, limit, err)})
+			continue
+		}
+		took = append(took, fmt.Sprintf("%s %v", n.id, time.Since(t0).Round(time.Millisecond)))
+	}
+	res.Detail = fmt.Sprintf("a write through every node after healing: %s; %d failed", strings.Join(took, ", "), res.ViolationCount)
+	res.Elapsed = time.Since(start)
+	return res
+}
 
 // NameInstances is the runner's own check of instance-aware counters.
 const NameInstances = "instances"
