@@ -369,7 +369,6 @@ func (f *FSM) decodeBody(dec *msgpack.Decoder) error {
 		}
 		lastLease = l.id
 		f.leases[l.id] = l
-		f.timers = append(f.timers, timer{at: l.deadline, kind: timerLease, id: l.id})
 	}
 
 	n = d.count()
@@ -402,9 +401,6 @@ func (f *FSM) decodeBody(dec *msgpack.Decoder) error {
 			lk.waiters = append(lk.waiters, w)
 		}
 		f.locks[name] = lk
-		if lk.delayUntil != 0 {
-			f.timers = append(f.timers, timer{at: lk.delayUntil, kind: timerLockDelay, name: name})
-		}
 	}
 	if d.err != nil {
 		return d.err
@@ -422,19 +418,8 @@ func (f *FSM) decodeBody(dec *msgpack.Decoder) error {
 			}
 			l.counters[name] = struct{}{}
 		}
-		if k.expires != 0 {
-			f.timers = append(f.timers, timer{at: k.expires, kind: timerCounter, name: name})
-		}
 	}
-	slices.SortFunc(f.timers, func(a, b timer) int {
-		if a.less(b) {
-			return -1
-		}
-		if b.less(a) {
-			return 1
-		}
-		return 0
-	}) // a sorted slice is a valid heap
+	f.rebuildTimers()
 	return nil
 }
 
