@@ -189,13 +189,17 @@ func run() error {
 		pick = func(caller int) target { return targets[caller%len(targets)] }
 	}
 
-	fmt.Printf("workload %s: %d callers over %d node(s), %v (warm-up %v), durable log: %v\n",
-		o.workload, o.callers, len(targets), o.duration, o.warmup, !o.nosync)
+	where := fmt.Sprintf("in-process, durable log: %v", !o.nosync)
+	if cl == nil {
+		where = "attached over HTTP"
+	}
+	fmt.Printf("workload %s: %d callers over %d node(s) (%s), %v (warm-up %v)\n",
+		o.workload, o.callers, len(targets), where, o.duration, o.warmup)
 	res, err := drive(ctx, o, pick, op)
 	if err != nil {
 		return err
 	}
-	res.print(o.duration)
+	res.print(o.duration, cl != nil)
 	if cl != nil {
 		cl.report()
 	}
@@ -210,7 +214,7 @@ type result struct {
 	lat       *histogram
 }
 
-func (r *result) print(d time.Duration) {
+func (r *result) print(d time.Duration, inProcess bool) {
 	fmt.Printf("operations  %d (%d errors)\n", r.ops, r.errs)
 	if r.firstErr != nil {
 		fmt.Printf("first error %v\n", r.firstErr)
@@ -222,8 +226,12 @@ func (r *result) print(d time.Duration) {
 		// On a shared machine throughput follows the CPU the process got;
 		// CPU per operation does not.
 		per := r.cpu / time.Duration(r.ops)
-		fmt.Printf("cpu         %.2f cores used, %v CPU per operation (all nodes), %.0f ops/s per fully used core\n",
-			r.cpu.Seconds()/d.Seconds(), per, float64(time.Second)/float64(per))
+		whose := "all nodes and the callers"
+		if !inProcess {
+			whose = "the callers only"
+		}
+		fmt.Printf("cpu         %.2f cores used, %v CPU per operation (%s), %.0f ops/s per fully used core\n",
+			r.cpu.Seconds()/d.Seconds(), per, whose, float64(time.Second)/float64(per))
 	}
 }
 
