@@ -518,7 +518,13 @@ func (r *raftReplicator) Read(ctx context.Context, cmd Command) (Result, error) 
 }
 
 func (r *raftReplicator) readLocal(ctx context.Context, lt *leaderTerm, cmd Command) (Result, error) {
-	if r.lease.valid(lt.term, time.Now()) {
+	now := time.Now()
+	if r.lease.valid(lt.term, now) {
+		if r.lease.expiresWithin(now, r.cfg.ReadLease/2) {
+			// Renew from the read path too: under a flood of reads the
+			// renewal goroutine may not be scheduled in time.
+			r.confirm.kick()
+		}
 		r.metrics.CountRead(true)
 		return r.fsm.Read(cmd), nil
 	}

@@ -48,6 +48,12 @@ func (l *readLease) extend(term uint64, until time.Time) {
 
 func (l *readLease) drop() { l.p.Store(nil) }
 
+// expiresWithin reports whether the lease ends within d of now.
+func (l *readLease) expiresWithin(now time.Time, d time.Duration) bool {
+	g := l.p.Load()
+	return g == nil || g.until.Sub(now) < d
+}
+
 // confirmer shares confirmation rounds among concurrent reads: a read
 // joins the next round to start, never one already under way (which could
 // have begun before the read arrived), and every read waiting when a round
@@ -81,6 +87,19 @@ func (c *confirmer) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
+}
+
+// kick starts a round unless one is already pending or running, without
+// waiting for it.
+func (c *confirmer) kick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		return
+	}
+	c.next = &round{done: make(chan struct{})}
+	c.running = true
+	go c.loop()
 }
 
 func (c *confirmer) loop() {
