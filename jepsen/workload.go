@@ -33,6 +33,9 @@ type Workload struct {
 	// writing again, as a paused holder would.
 	LockTTL   time.Duration `json:"lock_ttl_ns"`
 	StallProb float64       `json:"stall_prob"`
+	// MaxLockWait bounds the wait_ms of acquisitions (each waits a random
+	// time below it in the lock's queue); 0 never waits.
+	MaxLockWait time.Duration `json:"max_lock_wait_ns"`
 	// CounterClients and LockClients are goroutines per node.
 	CounterClients int `json:"counter_clients"`
 	LockClients    int `json:"lock_clients"`
@@ -57,7 +60,7 @@ type Workload struct {
 // DefaultWorkload returns the workload of a standard run.
 func DefaultWorkload() Workload {
 	return Workload{
-		Counters: 12, AddOnly: 6, QuotaMax: 60, Locks: 3, LockTTL: time.Second, StallProb: 0.15,
+		Counters: 12, AddOnly: 6, QuotaMax: 60, Locks: 3, LockTTL: time.Second, StallProb: 0.15, MaxLockWait: 500 * time.Millisecond,
 		CounterClients: 2, LockClients: 1, OpTimeout: 2 * time.Second, Think: 15 * time.Millisecond, Retries: 2,
 		InstanceCounters: 2, InstanceClients: 1, InstanceTTL: time.Second,
 	}
@@ -262,7 +265,10 @@ func (w *worker) runLocks() {
 		}
 		holder := fmt.Sprintf("p%d-%d", w.proc, seq)
 		ttl := w.wl.LockTTL
-		wait := time.Duration(w.rng.Int64N(int64(ttl / 2)))
+		var wait time.Duration
+		if w.wl.MaxLockWait > 0 {
+			wait = time.Duration(w.rng.Int64N(int64(w.wl.MaxLockWait)))
+		}
 		o, out := w.once(history.Acquire, lock, history.Input{Holder: holder, TTLMillis: ttl.Milliseconds()},
 			func(context.Context) (history.Output, error) {
 				// Acquisition may wait for the lock on top of the usual bound.
