@@ -258,7 +258,7 @@ func (r *replica) fetch(peer int, from uint64) error {
 
 func (r *replica) fetchSnapshot(ctx context.Context, peer int) error {
 	var buf []byte
-	var slots uint64
+	var slots, want uint64
 	for {
 		req := binary.BigEndian.AppendUint64(nil, uint64(len(buf)))
 		resp, err := r.rpc.Call(ctx, r.members[peer].Addr, methodSnapshot, req)
@@ -274,9 +274,10 @@ func (r *replica) fetchSnapshot(ctx context.Context, peer int) error {
 			return fmt.Errorf("%w: snapshot of %d bytes", abacus.ErrCorrupt, total)
 		}
 		if len(buf) == 0 {
-			slots = s
-			buf = make([]byte, 0, total)
-		} else if s != slots || total != uint64(cap(buf)) {
+			slots, want = s, total
+			// Grown as chunks arrive: the announced size is the peer's word.
+			buf = make([]byte, 0, min(total, snapshotChunk))
+		} else if s != slots || total != want {
 			return errors.New("peer's snapshot changed during the transfer")
 		}
 		if len(chunk) == 0 && uint64(len(buf)) < total {

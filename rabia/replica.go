@@ -34,6 +34,13 @@ const (
 	// markAhead is how many slots beyond the highest one proposed the
 	// persisted proposal mark reserves.
 	markAhead = 64
+	// joinWait is how long a slot revealed only by activity on a later
+	// slot waits for its starter's proposal before this replica joins it
+	// with its own queue head.
+	joinWait = time.Millisecond
+	// silentAfter is how many TickIntervals without a message make a peer
+	// count as down, so that others start the slots it owns.
+	silentAfter = 3
 	// drainTimeout bounds how long Close waits for this replica's open
 	// slots to decide.
 	drainTimeout = 2 * time.Second
@@ -101,6 +108,13 @@ type replica struct {
 	hasHWM      bool
 	decidedIDs  map[string]uint64
 	joins       []uint64 // slots peers started, to propose in
+	seen        map[uint64]*wmvc.Value // first proposal (nil: null) a peer made in an open slot
+	openIDs     map[string]uint64      // ids of the batches in open
+	mine        map[uint64]bool        // open slots this replica started
+	starting    map[uint64]bool        // planned starts, until proposed
+	joinSince   map[uint64]time.Time   // deferred joins: when first reported
+	ownQ        []*wmvc.Value          // this replica's batches, oldest first, to start slots with
+	lastHeard   []time.Time            // per peer: when a message last came
 	peerApplied []uint64
 	lastApplied uint64
 	stuckTicks  int
@@ -178,6 +192,11 @@ func open(env *abacus.Env, opts Options) (*replica, error) {
 		waiting:    map[string]*ownBatch{},
 		q:          newBatchQueue(),
 		open:       map[uint64]*wmvc.Value{},
+		seen:       map[uint64]*wmvc.Value{},
+		openIDs:    map[string]uint64{},
+		mine:       map[uint64]bool{},
+		starting:   map[uint64]bool{},
+		joinSince:  map[uint64]time.Time{},
 		decidedIDs: map[string]uint64{},
 	}
 	r.self = -1
@@ -191,6 +210,7 @@ func open(env *abacus.Env, opts Options) (*replica, error) {
 		return nil, fmt.Errorf("%w: Peers must include this node", abacus.ErrInvalidArgument)
 	}
 	r.peerApplied = make([]uint64, len(members))
+	r.lastHeard = make([]time.Time, len(members))
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 
 	store, recs, err := openStorage(filepath.Join(cfg.Dir, "rabia"), cfg.NoSync)
@@ -581,8 +601,16 @@ func (r *replica) loop() {
 }
 
 func (r *replica) handle(in inbound) {
+	if in.kind != inFetched {
+		r.lastHeard[in.from] = time.Now()
+	}
 	switch in.kind {
 	case inConsensus:
+		if m := &in.msg; m.Kind == wmvc.KindProposal && r.inWindow(m.Slot) {
+			if _, ok := r.seen[m.Slot]; !ok {
+				r.seen[m.Slot] = m.Value
+			}
+		}
 		if err := r.engine.Step(in.from, in.msg); err != nil {
 			r.log.Debug("rabia: message refused", "from", in.from, "err", err)
 		}
@@ -609,6 +637,9 @@ func (r *replica) enqueue(v *wmvc.Value, own bool) {
 		return // its proposer still holds it
 	}
 	r.q.Push(v, time.Now())
+	if own {
+		r.ownQ = append(r.ownQ, v)
+	}
 }
 
 // pump proposes where it should and processes the engine's output until
@@ -632,7 +663,7 @@ func (r *replica) pump(settle *time.Timer) {
 					r.log.Error("rabia: cannot persist proposal mark", "err", err)
 					for _, p := range plan {
 						if p.v != nil {
-							r.q.Push(p.v, time.Time{})
+							r.requeue(p.v)
 						}
 					}
 					plan = nil
@@ -645,16 +676,25 @@ func (r *replica) pump(settle *time.Timer) {
 			if err := r.engine.Propose(p.slot, p.v); err != nil {
 				r.log.Debug("rabia: propose refused", "slot", p.slot, "err", err)
 				if p.v != nil {
-					r.q.Push(p.v, time.Time{})
+					r.requeue(p.v)
 				}
 				continue
 			}
 			r.open[p.slot] = p.v
+			if r.starting[p.slot] {
+				r.mine[p.slot] = true
+			}
+			if p.v != nil {
+				r.openIDs[string(p.v.ID)] = p.slot
+			}
 			r.next = max(r.next, p.slot+1)
 			r.proposedTop, r.hasTop = max(r.proposedTop, p.slot), true
 		}
+		clear(r.starting)
+		newJoins := false
 		if len(plan) > 0 {
 			more := r.engine.Ready()
+			newJoins = len(more.Joins) > 0
 			rd.Messages = append(rd.Messages, more.Messages...)
 			rd.Decisions = append(rd.Decisions, more.Decisions...)
 			rd.Stale = append(rd.Stale, more.Stale...)
@@ -667,7 +707,7 @@ func (r *replica) pump(settle *time.Timer) {
 				r.sendConsensus(st.From, wmvc.DecisionMessage(st.Slot, d.v))
 			}
 		}
-		if len(plan) == 0 && len(r.joins) == 0 && len(rd.Messages) == 0 && len(rd.Decisions) == 0 && len(rd.Stale) == 0 {
+		if len(plan) == 0 && !newJoins && len(rd.Joins) == 0 && len(rd.Messages) == 0 && len(rd.Decisions) == 0 && len(rd.Stale) == 0 {
 			return
 		}
 	}
@@ -683,48 +723,150 @@ type proposal struct {
 // Pipeline of this replica's proposals are undecided and the head has
 // settled.
 func (r *replica) plan(settle *time.Timer) []proposal {
-	var out []proposal
-	peersAhead := slices.Max(r.peerApplied)
-	joins := r.joins
-	r.joins = nil
 	select {
 	case <-r.drain:
+		r.joins = nil
 		return nil
 	default:
 	}
+	var out []proposal
+	wake := time.Duration(-1)
+	wakeIn := func(d time.Duration) {
+		if wake < 0 || d < wake {
+			wake = d
+		}
+	}
+	defer func() {
+		if wake >= 0 {
+			settle.Reset(wake)
+		}
+	}()
+	planned := map[uint64]bool{}
+	peersAhead := slices.Max(r.peerApplied)
+	now := time.Now()
+	joins := r.joins
+	r.joins = r.joins[:0:0]
 	for _, s := range joins {
-		if _, ok := r.engine.Decided(s); ok || s < r.engine.Floor() {
+		if _, ok := r.engine.Decided(s); ok || s < r.engine.Floor() || planned[s] {
+			delete(r.joinSince, s)
+			continue
+		}
+		if _, ok := r.open[s]; ok {
+			delete(r.joinSince, s)
 			continue
 		}
 		var v *wmvc.Value
 		if s >= peersAhead { // peers have not all moved past it
-			if e, ok := r.q.Pop(); ok {
-				v = e.v
+			seen, ok := r.seen[s]
+			switch {
+			case ok:
+				v = r.joinValue(seen)
+			case r.owns(s, now):
+				// Peers are waiting for this replica to start its slot:
+				// with its own batch, or null when it has none.
+				v, _ = r.nextStart(now, wakeIn)
+			default:
+				// Activity on a later slot revealed this one: give its
+				// starter's proposal a moment to arrive and join with it.
+				since, waiting := r.joinSince[s]
+				if !waiting {
+					since = now
+					r.joinSince[s] = now
+				}
+				if wait := since.Add(joinWait).Sub(now); wait > 0 {
+					r.joins = append(r.joins, s)
+					wakeIn(wait)
+					continue
+				}
 			}
 		}
+		delete(r.joinSince, s)
+		planned[s] = true
 		out = append(out, proposal{s, v})
 	}
-	now := time.Now()
-	for len(r.open)+len(out) < r.opts.Pipeline {
-		e, ok := r.q.Peek()
+	started := len(r.mine)
+	cand := r.next
+	for started < r.opts.Pipeline {
+		slot, ok := r.startSlot(&cand, planned, now)
 		if !ok {
 			break
 		}
-		if wait := e.arrived.Add(r.opts.Settle).Sub(now); wait > 0 {
-			settle.Reset(wait)
+		v, ok := r.nextStart(now, wakeIn)
+		if !ok {
 			break
 		}
-		slot := r.next
-		for _, p := range out {
-			slot = max(slot, p.slot+1)
-		}
-		if !r.inWindow(slot + 1) {
-			break
-		}
-		r.q.Pop()
-		out = append(out, proposal{slot, e.v})
+		planned[slot] = true
+		r.starting[slot] = true
+		started++
+		out = append(out, proposal{slot, v})
 	}
 	return out
+}
+
+// startSlot finds the lowest slot from *cand on that this replica may
+// start: one it has not proposed in, not decided, and that it owns. Slot s
+// belongs to replica s mod n; when that replica has been silent for a few
+// ticks, to the next one in index order that is not. Starting only its
+// own slots keeps two replicas from putting different batches into one
+// slot at the same moment, the main cause of null decisions.
+func (r *replica) startSlot(cand *uint64, planned map[uint64]bool, now time.Time) (uint64, bool) {
+	limit := *cand + uint64(2*len(r.members)*r.opts.Pipeline)
+	for ; *cand < limit; *cand++ {
+		c := *cand
+		if !r.inWindow(c + 1) {
+			return 0, false
+		}
+		if planned[c] {
+			continue
+		}
+		if _, ok := r.open[c]; ok {
+			continue
+		}
+		if _, ok := r.engine.Decided(c); ok {
+			continue
+		}
+		if r.owns(c, now) {
+			*cand = c + 1
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+func (r *replica) owns(slot uint64, now time.Time) bool {
+	n := len(r.members)
+	o := int(slot % uint64(n))
+	for k := range n {
+		i := (o + k) % n
+		if i == r.self {
+			return true
+		}
+		if r.alive(i, now) {
+			return false
+		}
+	}
+	return true
+}
+
+// joinValue picks this replica's proposal for a slot a peer started with
+// v: v itself, null included, when this replica has not proposed it
+// elsewhere and it is not decided (so the replicas agree at once and the
+// slot decides in its first phase); otherwise its queue head, or null.
+func (r *replica) joinValue(v *wmvc.Value) *wmvc.Value {
+	if v == nil {
+		return nil
+	}
+	id := string(v.ID)
+	_, done := r.decidedIDs[id]
+	_, busy := r.openIDs[id]
+	if p, ok := batchProposer(v.ID); ok && p < len(r.members) && !done && !busy {
+		r.q.Remove(id)
+		return v
+	}
+	if e, ok := r.q.Pop(); ok {
+		return e.v
+	}
+	return nil
 }
 
 func (r *replica) send(envs []wmvc.Envelope) {
@@ -761,11 +903,12 @@ func (r *replica) decide(ds []wmvc.Decision) {
 			r.decidedIDs[id] = d.Slot
 			r.q.Remove(id)
 		}
+		delete(r.seen, d.Slot)
 		if mine, ok := r.open[d.Slot]; ok {
-			delete(r.open, d.Slot)
+			r.closeSlot(d.Slot, mine)
 			if mine != nil && (d.Value == nil || string(d.Value.ID) != string(mine.ID)) {
 				if _, done := r.decidedIDs[string(mine.ID)]; !done {
-					r.q.Push(mine, time.Time{}) // lost: first in line again
+					r.requeue(mine) // lost: first in line again
 				}
 			}
 		}
@@ -778,6 +921,78 @@ func (r *replica) decide(ds []wmvc.Decision) {
 	select {
 	case r.applyWake <- struct{}{}:
 	default:
+	}
+}
+
+// requeue puts back a batch that did not get the slot it was proposed in:
+// first in line (its id orders it before newer batches, and this
+// replica's own batches go to the front of its start queue).
+func (r *replica) requeue(v *wmvc.Value) {
+	r.q.Push(v, time.Time{})
+	if p, ok := batchProposer(v.ID); ok && p == r.self {
+		r.ownQ = append([]*wmvc.Value{v}, r.ownQ...)
+	}
+}
+
+// nextStart takes the batch this replica should start a slot with: its
+// own oldest batch still queued; failing that, one whose proposer has gone
+// silent and whose slots fall to this replica (see owns), once it has
+// waited Settle here.
+func (r *replica) nextStart(now time.Time, wakeIn func(time.Duration)) (*wmvc.Value, bool) {
+	for len(r.ownQ) > 0 {
+		v := r.ownQ[0]
+		r.ownQ[0] = nil
+		r.ownQ = r.ownQ[1:]
+		if r.q.Has(string(v.ID)) {
+			r.q.Remove(string(v.ID))
+			return v, true
+		}
+	}
+	// Takeover: the queue in its shared order, batches of silent peers.
+	for _, e := range r.q.h {
+		if e.removed {
+			continue
+		}
+		p, ok := batchProposer(e.v.ID)
+		if !ok || p == r.self || p >= len(r.members) || !r.takesOver(p, now) {
+			continue
+		}
+		if wait := e.arrived.Add(r.opts.Settle).Sub(now); wait > 0 {
+			wakeIn(wait)
+			continue
+		}
+		r.q.Remove(string(e.v.ID))
+		return e.v, true
+	}
+	return nil, false
+}
+
+// takesOver reports whether peer p has been silent and this replica is
+// the first replica after it, in index order, that has not.
+func (r *replica) takesOver(p int, now time.Time) bool {
+	n := len(r.members)
+	for k := 1; k < n; k++ {
+		i := (p + k) % n
+		if i == r.self {
+			return !r.alive(p, now)
+		}
+		if r.alive(i, now) {
+			return false
+		}
+	}
+	return false
+}
+
+func (r *replica) alive(i int, now time.Time) bool {
+	return i == r.self || now.Sub(r.lastHeard[i]) < silentAfter*r.opts.TickInterval
+}
+
+// closeSlot forgets this replica's proposal in slot.
+func (r *replica) closeSlot(slot uint64, mine *wmvc.Value) {
+	delete(r.open, slot)
+	delete(r.mine, slot)
+	if mine != nil && r.openIDs[string(mine.ID)] == slot {
+		delete(r.openIDs, string(mine.ID))
 	}
 }
 
@@ -798,18 +1013,23 @@ func (r *replica) onApplied() {
 		r.waitMu.Lock()
 		for id, ob := range r.waiting {
 			delete(r.decidedIDs, id)
-			r.q.Push(ob.v, time.Time{})
+			r.requeue(ob.v)
 		}
 		r.waitMu.Unlock()
 	}
 	for s, mine := range r.open {
 		if s < floor {
-			delete(r.open, s)
+			r.closeSlot(s, mine)
 			if mine != nil {
 				if _, done := r.decidedIDs[string(mine.ID)]; !done {
-					r.q.Push(mine, time.Time{})
+					r.requeue(mine)
 				}
 			}
+		}
+	}
+	for s := range r.seen {
+		if s < floor {
+			delete(r.seen, s)
 		}
 	}
 	r.next = max(r.next, floor)
