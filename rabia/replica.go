@@ -107,7 +107,7 @@ type replica struct {
 	hasTop      bool
 	hasHWM      bool
 	decidedIDs  map[string]uint64
-	joins       []uint64 // slots peers started, to propose in
+	joins       []uint64               // slots peers started, to propose in
 	seen        map[uint64]*wmvc.Value // first proposal (nil: null) a peer made in an open slot
 	openIDs     map[string]uint64      // ids of the batches in open
 	mine        map[uint64]bool        // open slots this replica started
