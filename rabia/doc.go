@@ -21,14 +21,22 @@
 //  2. Dissemination. The batch is sent to every replica and queued
 //     locally. Every replica keeps a priority queue of batches ordered by
 //     that name, so replicas that hold the same batches have the same head.
-//  3. Slots. For each slot a replica proposes its queue head to the wmvc
-//     engine. It starts a slot itself when a head has waited
-//     Options.Settle since it arrived here (time for dissemination to
-//     reach the peers, so their heads agree); when peers are active in a
-//     slot it has not proposed in (the engine's Joins), it proposes its
-//     head at once, or null when its queue is empty, so a slot never
-//     stalls waiting for it. Weak-MVC decides the batch a majority
-//     proposed, or null.
+//  3. Slots. For each slot every replica proposes to the wmvc engine, and
+//     Weak-MVC decides the batch a majority proposed, or null. Slot s is
+//     started by replica s mod n (while that replica is silent, by the
+//     next live one in index order) with its oldest own batch; with none,
+//     it proposes null as soon as peers are active beyond the slot. The
+//     other replicas join a slot when peers are active in it (the engine's
+//     Joins) and propose what its starter proposed, unless they hold that
+//     batch in another slot of theirs or it is decided (then their queue
+//     head, or null when the queue is empty), so slots decide in their
+//     first phase and never stall waiting for a replica. A slot revealed
+//     only by activity on a later one waits up to 1 ms for its starter's
+//     proposal before it is joined with null. Starting in turn keeps two
+//     replicas from putting different batches into one slot at the same
+//     moment, which under load turned about half the slots null. The
+//     shared queue order decides which batches of a silent replica its
+//     successor proposes, once they have waited Options.Settle.
 //  4. After a decision. The decided batch leaves every queue for good
 //     (its id is remembered, so a late copy is not proposed again). A
 //     replica whose own proposal lost puts it back at the head of its
@@ -52,7 +60,7 @@
 //
 // # Pipelining, and why it is safe
 //
-// A replica keeps up to Options.Pipeline slots of its own open at once
+// A replica keeps up to Options.Pipeline slots it started open at once
 // and joins any number of slots its peers start. This is safe because:
 //
 //   - Slots are independent Weak-MVC instances. Agreement (every replica
@@ -74,7 +82,8 @@
 //     after it, with any pipelining depth: linearizability.
 //   - What pipelining can cost is duplication: a batch that lost slot s can
 //     be proposed again while a later slot is deciding the same batch, and
-//     be decided twice. The second copy changes nothing (exactly-once
+//     be decided twice (a replica never proposes a batch in two of its own
+//     open slots, but two replicas can). The second copy changes nothing (exactly-once
 //     table; ticks and reads carry no session and only advance time, which
 //     is deterministic), so it only wastes a slot; the decided-id memory
 //     keeps it rare.

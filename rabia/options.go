@@ -22,18 +22,18 @@ type Options struct {
 	// MaxBatch caps the proposals coalesced into one batch (one slot's
 	// value). Default: Config.MaxEntryProposals (1024).
 	MaxBatch int
-	// Pipeline is how many slots a replica starts without waiting for the
-	// earlier ones to decide (slots peers start are always joined). Default 4.
+	// Pipeline is how many slots a replica starts (its turns, see the
+	// package documentation) without waiting for them to decide; slots
+	// peers start are always joined. Default 4.
 	Pipeline int
 	// MaxOutstanding caps this replica's batches disseminated but not yet
 	// applied; while it is reached, new proposals gather into the next
 	// batch. Default 2*Pipeline.
 	MaxOutstanding int
-	// Settle is how long a batch from the queue waits, counted from its
-	// arrival here, before this replica starts a new slot with it. It lets
-	// dissemination reach the peers first so that every replica proposes
-	// the same queue head. Slots started by peers are joined at once.
-	// Default 200µs.
+	// Settle is how long a batch of a silent replica waits in the queue,
+	// counted from its arrival here, before the replica that takes over the
+	// silent one's slots proposes it, so that late copies reach the queue
+	// first and its shared order decides. Default 200µs.
 	Settle time.Duration
 	// TickInterval is how often the consensus engine re-sends messages that
 	// may have been lost and status is exchanged. Default 10ms.
