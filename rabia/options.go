@@ -24,7 +24,7 @@ type Options struct {
 	MaxBatch int
 	// Pipeline is how many slots a replica starts (its turns, see the
 	// package documentation) without waiting for them to decide; slots
-	// peers start are always joined. Default 4.
+	// peers start are always joined. Default 2.
 	Pipeline int
 	// MaxOutstanding caps this replica's batches disseminated but not yet
 	// applied; while it is reached, new proposals gather into the next
@@ -48,7 +48,7 @@ type Options struct {
 
 // Defaults for zero Options fields.
 const (
-	DefaultPipeline      = 4
+	DefaultPipeline      = 2
 	DefaultSettle        = 200 * time.Microsecond
 	DefaultTickInterval  = 10 * time.Millisecond
 	DefaultTrailingSlots = 1024
