@@ -89,7 +89,11 @@ const (
 	// FlagWait queues a lock request behind the current holder instead of
 	// refusing it.
 	FlagWait
-	flagsAll = FlagMin | FlagMax | FlagWait
+	// FlagWithdraw makes a lock release by lease only withdraw the lease's
+	// queued requests: a hold the lease already has is kept and reported
+	// (Result.Token), so a waiter that gives up learns whether it won.
+	FlagWithdraw
+	flagsAll = FlagMin | FlagMax | FlagWait | FlagWithdraw
 )
 
 // Limits on what a command may carry. They are part of the contract between
@@ -182,8 +186,8 @@ func (c *Command) validate(inBatch bool) error {
 		if err := validName("counter name", c.Name); err != nil {
 			return err
 		}
-		if c.Flags&FlagWait != 0 {
-			return invalidf("wait flag on a counter operation")
+		if c.Flags&(FlagWait|FlagWithdraw) != 0 {
+			return invalidf("lock flags on a counter operation")
 		}
 		if c.Flags&(FlagMin|FlagMax) != 0 && c.Op != OpAdd {
 			return invalidf("bounds apply to add only")

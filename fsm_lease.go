@@ -184,13 +184,22 @@ func (f *FSM) release(c *Command) Result {
 			f.detach(l, c.Name)
 		}
 	}
-	if lk.token != 0 && lk.lease == c.Lease {
+	held := lk.token != 0 && lk.lease == c.Lease
+	switch {
+	case held && c.Flags&FlagWithdraw != 0:
+		f.ops++
+		return f.lockResult(lk)
+	case held:
 		f.vacate(c.Name, lk, false)
-	} else {
+	default:
 		f.tidyLock(c.Name, lk)
 	}
 	f.ops++
-	return Result{Index: -1}
+	r := Result{Holder: lk.holder, Exists: lk.token != 0, Index: -1}
+	if lk.token != 0 {
+		r.Lease = lk.lease
+	}
+	return r
 }
 
 func (f *FSM) lockInfo(c *Command) Result {

@@ -80,7 +80,9 @@ func (n *Node) acquireUnder(ctx context.Context, name, holder string, k *Keeper,
 	defer grants.stop()
 	r, err := n.Do(ctx, cmd)
 	if err == nil && r.Token == 0 {
-		if r, err = n.awaitGrant(ctx, name, lease, wait, grants, k.Lost()); err != nil {
+		// A refusal from awaitGrant was settled through the log; any other
+		// error leaves the request's fate open, so take it off the lock.
+		if r, err = n.awaitGrant(ctx, name, lease, wait, grants, k.Lost()); err != nil && !errors.Is(err, ErrLockHeld) {
 			n.withdraw(name, lease)
 		}
 	}
@@ -119,9 +121,24 @@ func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait t
 		case <-t.C:
 		case <-ctx.Done():
 		}
-		r := n.fsm.Read(Command{Op: OpLockGet, Name: name})
-		return Result{}, &OpError{Code: CodeLockHeld, Op: OpLockAcquire, Name: name, Index: -1, Holder: r.Holder}
+		return n.giveUpWaiting(name, lease)
 	}
+}
+
+// giveUpWaiting withdraws a queued request through the log. The lock may
+// have been granted in the meantime: then the grant stands and is the
+// result, so an acquire never reports a refusal for a lock it held.
+func (n *Node) giveUpWaiting(name string, lease uint64) (Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := n.Do(ctx, Command{Op: OpLockRelease, Flags: FlagWithdraw, Name: name, Lease: lease})
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: withdrawing a lock request: %w", ErrIndeterminate, err)
+	}
+	if r.Lease == lease && r.Token != 0 {
+		return r, nil
+	}
+	return Result{}, &OpError{Code: CodeLockHeld, Op: OpLockAcquire, Name: name, Index: -1, Holder: r.Holder}
 }
 
 // withdraw takes a lease's queued request (or a hold granted just as the
