@@ -238,3 +238,48 @@ func TestWholeClusterRestart(t *testing.T) {
 	addN(t, c, "r", 30, 0, 1, 2)
 	c.Converge("r", 180)
 }
+
+// TestMessageLoss drops a fifth of every node's peer messages: the engine
+// repeats what was lost, and every add still applies exactly once.
+func TestMessageLoss(t *testing.T) {
+	c := newCluster(t, 3)
+	for _, n := range c.Nodes {
+		if err := n.Faults().Loss(0.2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addN(t, c, "lossy", 60, 0, 1, 2)
+	for _, n := range c.Nodes {
+		if err := n.Faults().Heal(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Converge("lossy", 60)
+	stateHash(t, c)
+}
+
+// TestSingleNode runs Rabia on a one-node cluster: every slot decides on
+// its own proposal, and a restart keeps the state.
+func TestSingleNode(t *testing.T) {
+	c := testcluster.NewLeaderless(t, 1, withOptions(rabia.Options{}))
+	ctx := testcluster.Context(t, 10*time.Second)
+	for i := 1; i <= 20; i++ {
+		if got, err := c.Nodes[0].Add(ctx, "solo", 1); err != nil || got.Value != int64(i) {
+			t.Fatalf("add %d: %+v, %v", i, got, err)
+		}
+	}
+	c.Stop(0)
+	c.Start(0)
+	if got, err := c.Nodes[0].Get(ctx, "solo"); err != nil || got.Value != 20 {
+		t.Fatalf("after restart: %+v, %v", got, err)
+	}
+}
+
+// TestMutualTLS runs Rabia over mutual TLS: protocol messages, batches and
+// catch-up all use the node's peer port.
+func TestMutualTLS(t *testing.T) {
+	ca := testcluster.NewCA(t, "abacus test CA")
+	c := newCluster(t, 3, func(_ int, cfg *abacus.Config) { cfg.TLS = ca.TLSConfig(t, cfg.ID) })
+	addN(t, c, "tls", 30, 0, 1, 2)
+	c.Converge("tls", 30)
+}
