@@ -2,8 +2,12 @@ package rabia_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -311,4 +315,62 @@ func TestMutualTLS(t *testing.T) {
 	c := newCluster(t, 3, func(_ int, cfg *abacus.Config) { cfg.TLS = ca.TLSConfig(t, cfg.ID) })
 	addN(t, c, "tls", 30, 0, 1, 2)
 	c.Converge("tls", 30)
+}
+
+// copyDir copies a data directory as a crash would leave it on disk.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWholeClusterCrashWhileIdle takes every node's files as a power cut
+// of the whole, quiet cluster would leave them (no Close) and starts a
+// cluster on them: it must keep its state and take writes, so no replica
+// may have left reserved slots that a majority would only learn.
+func TestWholeClusterCrashWhileIdle(t *testing.T) {
+	c := newCluster(t, 3)
+	addN(t, c, "idle", 50, 0, 1, 2)
+	c.Converge("idle", 50)
+	// Idle replicas trim their proposal marks to slots already decided.
+	c.Eventually(10*time.Second, "marks at decided slots", func() bool {
+		for i, n := range c.Nodes {
+			b, err := os.ReadFile(filepath.Join(c.Configs[i].Dir, "rabia", "meta"))
+			if err != nil || len(b) < 8 {
+				return false
+			}
+			if binary.BigEndian.Uint64(b) >= n.Status().AppliedIndex {
+				return false
+			}
+		}
+		return true
+	})
+	crashed := make([]string, len(c.Nodes))
+	for i := range c.Nodes {
+		crashed[i] = filepath.Join(t.TempDir(), c.Configs[i].ID)
+		copyDir(t, c.Configs[i].Dir, crashed[i])
+	}
+	c.Close()
+	for i := range c.Nodes {
+		c.Configs[i].Dir = crashed[i]
+		c.Start(i)
+	}
+	c.Converge("idle", 50)
+	addN(t, c, "idle", 20, 0, 1, 2)
+	c.Converge("idle", 70)
 }

@@ -41,6 +41,9 @@ const (
 	// silentAfter is how many TickIntervals without a message make a peer
 	// count as down, so that others start the slots it owns.
 	silentAfter = 3
+	// idleMark is how long a replica with no open slot waits before it
+	// trims its proposal mark to the exact highest slot proposed.
+	idleMark = 50 * time.Millisecond
 	// drainTimeout bounds how long Close waits for this replica's open
 	// slots to decide.
 	drainTimeout = 2 * time.Second
@@ -106,6 +109,7 @@ type replica struct {
 	proposedTop uint64                 // the highest slot proposed in, or the mark found at startup
 	hasTop      bool
 	hasHWM      bool
+	lastPropose time.Time
 	decidedIDs  map[string]uint64
 	joins       []uint64               // slots peers started, to propose in
 	seen        map[uint64]*wmvc.Value // first proposal (nil: null) a peer made in an open slot
@@ -582,6 +586,7 @@ func (r *replica) loop() {
 		case v := <-r.own:
 			r.enqueue(v, true)
 		case <-ticker.C:
+			r.trimMark()
 			r.engine.Tick()
 			r.broadcast(encodeStatusFrame(r.applied.Load()))
 			r.maybeCatchUp()
@@ -689,6 +694,7 @@ func (r *replica) pump(settle *time.Timer) {
 			}
 			r.next = max(r.next, p.slot+1)
 			r.proposedTop, r.hasTop = max(r.proposedTop, p.slot), true
+			r.lastPropose = time.Now()
 		}
 		clear(r.starting)
 		newJoins := false
@@ -922,6 +928,22 @@ func (r *replica) decide(ds []wmvc.Decision) {
 	case r.applyWake <- struct{}{}:
 	default:
 	}
+}
+
+// trimMark lowers the persisted mark from its reservation to the highest
+// slot really proposed in once this replica has been idle for a while (no
+// open slot, nothing proposed for idleMark), so that a crash of the whole
+// cluster while it is quiet leaves no reserved slot learn-only on every
+// replica (such a slot could never decide).
+func (r *replica) trimMark() {
+	if len(r.open) > 0 || !r.hasTop || !r.hasHWM || r.hwm <= r.proposedTop || time.Since(r.lastPropose) < idleMark {
+		return
+	}
+	if err := r.store.SaveMark(r.proposedTop); err != nil {
+		r.log.Error("rabia: recording the proposal mark", "err", err)
+		return
+	}
+	r.hwm = r.proposedTop
 }
 
 // requeue puts back a batch that did not get the slot it was proposed in:
