@@ -131,9 +131,11 @@
 // after a restart it only learns, never votes in, the slots from its first
 // unapplied one up to the mark. Close first lets the slots it voted in
 // decide (up to 2 s), then records the exact highest slot it proposed in,
-// so a graceful restart, even of the whole cluster, learns only slots that
-// are decided. A crash of one replica costs nothing (the others decide the
-// slots it must learn). A crash of a majority at once may leave a slot
+// and a replica idle for 50 ms (no open slot) does the same; so a graceful
+// restart, even of the whole cluster, and a crash of the whole cluster
+// while it is quiet leave only decided slots to learn. A crash of one
+// replica costs nothing (the others decide the slots it must learn). A
+// crash of a majority at once while slots are in flight may leave a slot
 // that a majority voted in but nobody decided; those replicas can only
 // learn it, so the cluster stops at that slot: a limitation of this design,
 // since the engine keeps no votes on disk.
