@@ -110,6 +110,7 @@ type replica struct {
 	hasTop      bool
 	hasHWM      bool
 	lastPropose time.Time
+	lastPrune   uint64 // applied slots when decidedIDs was last pruned
 	decidedIDs  map[string]uint64
 	joins       []uint64               // slots peers started, to propose in
 	seen        map[uint64]*wmvc.Value // first proposal (nil: null) a peer made in an open slot
@@ -1055,7 +1056,8 @@ func (r *replica) onApplied() {
 		}
 	}
 	r.next = max(r.next, floor)
-	if applied > decidedMemory && len(r.decidedIDs) > decidedMemory {
+	if applied > decidedMemory && applied-r.lastPrune >= decidedMemory/16 {
+		r.lastPrune = applied
 		for id, s := range r.decidedIDs {
 			if s+decidedMemory < applied {
 				delete(r.decidedIDs, id)
