@@ -84,6 +84,7 @@ func (r *replica) applier() {
 			applied++
 		}
 		if applied != start || snap != nil {
+			r.observe()
 			r.applied.Store(applied)
 			select {
 			case r.appliedCh <- struct{}{}:

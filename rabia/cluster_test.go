@@ -374,3 +374,34 @@ func TestWholeClusterCrashWhileIdle(t *testing.T) {
 	addN(t, c, "idle", 20, 0, 1, 2)
 	c.Converge("idle", 70)
 }
+
+// TestClockAheadExpiresNothingEarly gives one node a wall clock an hour
+// ahead and a lease granted through it: state-machine time advances by
+// elapsed time, not by wall clocks, so the lease keeps its TTL on every
+// node and its lock is not freed early.
+func TestClockAheadExpiresNothingEarly(t *testing.T) {
+	clock := &abacus.OffsetClock{}
+	clock.SetOffset(time.Hour)
+	// No Ready: the lease is granted before the fast node proposes
+	// anything.
+	c := testcluster.NewLeaderless(t, 3, withOptions(rabia.Options{}), func(i int, cfg *abacus.Config) {
+		if i == 0 {
+			cfg.Clock = clock
+		}
+	})
+	ctx := testcluster.Context(t, 20*time.Second)
+	info, err := c.Nodes[1].AcquireLock(ctx, "skew", "h", 5*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addN(t, c, "skewed", 30, 0) // proposals stamped by the fast node
+	for i, n := range c.Nodes {
+		ttl, err := n.TimeToLive(ctx, info.Lease)
+		if err != nil || ttl.Remaining < 3*time.Second {
+			t.Fatalf("node %d: lease %+v, %v", i, ttl, err)
+		}
+		if got, err := n.GetLock(ctx, "skew"); err != nil || !got.Held || got.Token != info.Token {
+			t.Fatalf("node %d: lock %+v, %v", i, got, err)
+		}
+	}
+}

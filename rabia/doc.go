@@ -93,27 +93,30 @@
 // # Time
 //
 // There is no leader to keep state-machine time, so each proposal carries
-// the time of the replica that batched it: max(the node's clock, the
-// applied state-machine time FSM.Now, the previous stamp). State-machine
-// time never runs backwards (the FSM takes the larger of its time and a
-// proposal's). Expiry needs a command whose time is past the deadline:
-// every replica, when FSM.NextDeadline is due by its clock, proposes an
-// abacus.OpTick (at most one in flight per replica); duplicates are
-// harmless.
+// the time of the replica that batched it, taken from the node's clock
+// the way the Raft path's leader does: the state-machine time this replica
+// last saw applied, advanced by the elapsed time its clock measured since
+// then (Go's monotonic reading), never below the applied time FSM.Now nor
+// its previous stamp. State-machine time never runs backwards (the FSM
+// takes the larger of its time and a proposal's). Expiry needs a command
+// whose time is past the deadline: every replica, when FSM.NextDeadline is
+// due by its stamp, proposes an abacus.OpTick (at most one in flight per
+// replica); duplicates are harmless. A stopped cluster's time stands
+// still: remaining lease time survives a restart, as on Raft.
 //
-// Clock assumption: the members' wall clocks agree within a bound that is
-// small against lease TTLs and within Config.DriftMargin (NTP on every
-// host). A replica whose clock runs behind only fails to advance time; one
-// whose clock runs ahead by d advances state-machine time early, so leases
-// and lock-delays can end up to d early. Unlike the Raft path, which
-// advances time by the leader's monotonic elapsed time, Rabia depends on
-// this assumption. When it is violated, locks stay safe through fencing:
-// a lock whose lease ended early passes to the next holder with a strictly
-// larger token, and every write that carries the old holder's fence
-// (abacus.WithFence, Mutex.Fence) is refused with abacus.ErrStaleToken in
-// log order, so a holder that still believes it holds the lock cannot
-// change fenced state. Effects outside abacus are protected only where they
-// check the token.
+// Clock assumption: the members' clocks measure elapsed time at nearly
+// the same rate (within Config.DriftMargin over a lease); their wall times
+// need not agree, since a stamp never exceeds the time the proposer saw
+// applied plus what it measured since. A node whose clock runs fast (or
+// jumps, as an adjusted monotonic clock might) advances state-machine time
+// early by the excess, so leases and lock-delays can end up to that much
+// early, before their holders' conservative view of them ends. Locks stay
+// safe then through fencing: a lock whose lease ended early passes to the
+// next holder with a strictly larger token, and every write that carries
+// the old holder's fence (abacus.WithFence, Mutex.Fence) is refused with
+// abacus.ErrStaleToken in log order, so a holder that still believes it
+// holds the lock cannot change fenced state. Effects outside abacus are
+// protected only where they check the token.
 //
 // # Durability and recovery
 //

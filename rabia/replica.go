@@ -94,6 +94,7 @@ type replica struct {
 	fetching atomic.Bool
 	ticking  atomic.Bool
 	closed   atomic.Bool
+	observed atomic.Pointer[observation]
 	drain    chan struct{} // closed by Close: start and join no more slots
 	drained  chan struct{} // closed by the loop once draining and no slot of ours is open
 
@@ -263,6 +264,7 @@ func (r *replica) recover(recs []decided) error {
 	}
 	r.applied.Store(applied)
 	r.lastApplied = applied
+	r.observe()
 	r.engine, err = wmvc.NewEngine(wmvc.Config{
 		ID: r.self, N: len(r.members), Secret: r.opts.Secret, Floor: applied,
 		MaxPayload: wmvc.DefaultMaxPayload, Logger: r.log,
@@ -417,10 +419,27 @@ func (r *replica) Status() abacus.Status {
 	return st
 }
 
-// stamp returns the time for a new batch: this node's clock, never below
-// state-machine time or the previous stamp.
+// stamp returns the time for a new batch: the state-machine time this
+// replica last saw applied, advanced by its clock's elapsed (monotonic)
+// time since then; never below current state-machine time or last.
 func (r *replica) stamp(last int64) int64 {
-	return max(r.clock.Now().UnixNano(), r.fsm.Now(), last)
+	t := r.fsm.Now()
+	if o := r.observed.Load(); o != nil {
+		t = max(t, o.sm+int64(r.clock.Now().Sub(o.at)))
+	}
+	return max(t, last)
+}
+
+// observe records the state-machine time after an apply, with the local
+// clock reading, as the base for stamps.
+func (r *replica) observe() {
+	r.observed.Store(&observation{sm: r.fsm.Now(), at: r.clock.Now()})
+}
+
+// observation is state-machine time as this replica saw it applied.
+type observation struct {
+	sm int64
+	at time.Time
 }
 
 // batcher coalesces submitted proposals into batches, disseminates each to
