@@ -26,13 +26,13 @@ func (r *replica) loop() {
 			return
 		case in := <-r.inbox:
 			r.handle(in)
-		drain:
+		more:
 			for range 512 {
 				select {
 				case in := <-r.inbox:
 					r.handle(in)
 				default:
-					break drain
+					break more
 				}
 			}
 		case v := <-r.own:
