@@ -242,7 +242,7 @@ func (r *replica) plan(settle *time.Timer) []proposal {
 		out = append(out, proposal{s, v})
 	}
 	started := len(r.mine)
-	cand := r.next
+	cand := max(r.next, peersAhead) // slots below peersAhead are decided
 	for started < r.opts.Pipeline {
 		slot, ok := r.startSlot(&cand, planned, now)
 		if !ok {
