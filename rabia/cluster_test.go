@@ -405,3 +405,34 @@ func TestClockAheadExpiresNothingEarly(t *testing.T) {
 		}
 	}
 }
+
+// TestProposalOutcomes checks how a write that cannot complete ends: once
+// its batch was disseminated the outcome is unknown (ErrIndeterminate);
+// while it still waited to be batched, because the node's outstanding
+// batch was in flight, it definitely did not apply (ErrUnavailable).
+func TestProposalOutcomes(t *testing.T) {
+	c := newCluster(t, 3, withOptions(rabia.Options{Pipeline: 1, MaxOutstanding: 1}))
+	n := c.Nodes[2]
+	if err := n.Faults().Isolate(); err != nil {
+		t.Fatal(err)
+	}
+	// The first add is batched and disseminated (it holds the one
+	// outstanding batch) but cannot be decided.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err := n.Add(ctx, "out", 1)
+	cancel()
+	if !errors.Is(err, abacus.ErrIndeterminate) {
+		t.Fatalf("disseminated add: %v, want ErrIndeterminate", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err = n.Add(ctx, "out", 10)
+	cancel()
+	if !errors.Is(err, abacus.ErrUnavailable) {
+		t.Fatalf("add never batched: %v, want ErrUnavailable", err)
+	}
+	if err := n.Faults().Heal(); err != nil {
+		t.Fatal(err)
+	}
+	// The disseminated add applies once the node rejoins; the other never.
+	c.Converge("out", 1)
+}
