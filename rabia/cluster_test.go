@@ -436,3 +436,22 @@ func TestProposalOutcomes(t *testing.T) {
 	// The disseminated add applies once the node rejoins; the other never.
 	c.Converge("out", 1)
 }
+
+// TestRestartCatchesUpFromLog stops a node while the others decide a few
+// hundred slots, fewer than they keep in their logs: restarted, it learns
+// them from its peers (their engines, or their logs for slots compacted
+// there), without a snapshot.
+func TestRestartCatchesUpFromLog(t *testing.T) {
+	c := newCluster(t, 3)
+	addN(t, c, "l", 10, 0, 1, 2)
+	c.Stop(2)
+	addN(t, c, "l", 300, 0, 1)
+	c.Start(2)
+	c.Converge("l", 310)
+	addN(t, c, "l", 10, 2)
+	c.Converge("l", 320)
+	stateHash(t, c)
+	if _, err := os.Stat(filepath.Join(c.Configs[2].Dir, "rabia", "snapshot")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the restarted node has a snapshot (%v): it did not catch up from the log", err)
+	}
+}
