@@ -93,10 +93,10 @@
 // # Time
 //
 // There is no leader to keep state-machine time, so each proposal carries
-// the time of the replica that batched it, taken from the node's clock
-// the way the Raft path's leader does: the state-machine time this replica
-// last saw applied, advanced by the elapsed time its clock measured since
-// then (Go's monotonic reading), never below the applied time FSM.Now nor
+// the time of the replica that batched it, taken the way the Raft path's
+// leader does: the state-machine time this replica last saw applied,
+// advanced by the elapsed time the process's monotonic clock measured
+// since then (never the wall clock, abacus.Config.Clock), never below the applied time FSM.Now nor
 // its previous stamp. State-machine time never runs backwards (the FSM
 // takes the larger of its time and a proposal's). Expiry needs a command
 // whose time is past the deadline: every replica, when FSM.NextDeadline is

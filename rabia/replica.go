@@ -420,12 +420,12 @@ func (r *replica) Status() abacus.Status {
 }
 
 // stamp returns the time for a new batch: the state-machine time this
-// replica last saw applied, advanced by its clock's elapsed (monotonic)
-// time since then; never below current state-machine time or last.
+// replica last saw applied, advanced by the monotonic time elapsed since
+// then; never below current state-machine time or last.
 func (r *replica) stamp(last int64) int64 {
 	t := r.fsm.Now()
 	if o := r.observed.Load(); o != nil {
-		t = max(t, o.sm+int64(r.clock.Now().Sub(o.at)))
+		t = max(t, o.sm+int64(time.Since(o.at)))
 	}
 	return max(t, last)
 }
@@ -433,7 +433,7 @@ func (r *replica) stamp(last int64) int64 {
 // observe records the state-machine time after an apply, with the local
 // clock reading, as the base for stamps.
 func (r *replica) observe() {
-	r.observed.Store(&observation{sm: r.fsm.Now(), at: r.clock.Now()})
+	r.observed.Store(&observation{sm: r.fsm.Now(), at: time.Now()})
 }
 
 // observation is state-machine time as this replica saw it applied.
