@@ -19,63 +19,7 @@ import (
 // shared counter and on a counter of their own, and checks that the counts
 // are exact everywhere and that every add returned a distinct value.
 func TestClusterConcurrentWriters(t *testing.T) {
-	c := testcluster.New(t, 3)
-	ctx := testcluster.Context(t, 30*time.Second)
-	const perNode, adds = 8, 25
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		seen = map[int64]bool{}
-	)
-	for i, n := range c.Nodes {
-		for w := range perNode {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				own := fmt.Sprintf("own-%d-%d", i, w)
-				for k := 1; k <= adds; k++ {
-					got, err := n.Add(ctx, "shared", 1)
-					if err != nil {
-						t.Errorf("%s: shared add: %v", n.ID(), err)
-						return
-					}
-					mu.Lock()
-					if seen[got.Value] {
-						t.Errorf("%s: shared add returned %d twice", n.ID(), got.Value)
-					}
-					seen[got.Value] = true
-					mu.Unlock()
-					mine, err := n.Add(ctx, own, 2)
-					if err != nil {
-						t.Errorf("%s: own add: %v", n.ID(), err)
-						return
-					}
-					if mine.Value != int64(2*k) {
-						t.Errorf("%s: own counter %s = %d after %d adds of 2", n.ID(), own, mine.Value, k)
-						return
-					}
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	total := int64(len(c.Nodes) * perNode * adds)
-	c.Converge("shared", total)
-	for i, n := range c.Nodes {
-		got, err := n.Get(ctx, "shared")
-		if err != nil || got.Value != total || !got.Exists {
-			t.Fatalf("%s: linearizable get: %+v, %v; want %d", n.ID(), got, err, total)
-		}
-		for w := range perNode {
-			own := fmt.Sprintf("own-%d-%d", i, w)
-			if got, err := n.Get(ctx, own); err != nil || got.Value != 2*adds {
-				t.Fatalf("%s: %s = %+v, %v; want %d", n.ID(), own, got, err, 2*adds)
-			}
-		}
-	}
+	testcluster.New(t, 3).ConcurrentWriters(t, 8, 25)
 }
 
 // writerLog is one sequential writer's account of its adds of 1 to its
