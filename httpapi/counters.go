@@ -89,13 +89,9 @@ func (h *Handler) get(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var opts []abacus.Option
-	switch c := q.r.URL.Query().Get("consistency"); c {
-	case "", "linearizable":
-	case "stale":
-		opts = append(opts, abacus.Stale())
-	default:
-		return nil, invalid("unknown consistency %q: want linearizable or stale", c)
+	opts, err := q.consistency()
+	if err != nil {
+		return nil, err
 	}
 	var instance ID
 	if s := q.r.URL.Query().Get("instance"); s != "" {

@@ -144,6 +144,18 @@ func jsonMessage(err error) string {
 }
 
 // name returns path parameter i as a counter or lock name.
+// consistency reads the consistency query parameter.
+func (q *request) consistency() ([]abacus.Option, error) {
+	switch c := q.r.URL.Query().Get("consistency"); c {
+	case "", "linearizable":
+		return nil, nil
+	case "stale":
+		return []abacus.Option{abacus.Stale()}, nil
+	default:
+		return nil, invalid("unknown consistency %q: want linearizable or stale", c)
+	}
+}
+
 func (q *request) name(i int) (string, error) {
 	n := q.params[i]
 	if len(n) == 0 || len(n) > abacus.MaxNameLen {

@@ -55,19 +55,28 @@ func (h *Handler) acquire(q *request) (any, error) {
 	return AcquireResponse{Token: info.Token, TTLMS: millis(info.TTL)}, nil
 }
 
-func (h *Handler) keepAliveLock(q *request) (any, error) {
+// lockToken reads the lock name from the path and the token from the body.
+func (q *request) lockToken() (string, uint64, error) {
 	name, err := q.name(0)
 	if err != nil {
-		return nil, err
+		return "", 0, err
 	}
 	var body TokenRequest
 	if err := q.readBody(&body, false); err != nil {
-		return nil, err
+		return "", 0, err
 	}
 	if body.Token == 0 {
-		return nil, invalid("field \"token\" must be positive")
+		return "", 0, invalid("field \"token\" must be positive")
 	}
-	ttl, err := h.node.KeepAliveLock(q.ctx, name, body.Token)
+	return name, body.Token, nil
+}
+
+func (h *Handler) keepAliveLock(q *request) (any, error) {
+	name, token, err := q.lockToken()
+	if err != nil {
+		return nil, err
+	}
+	ttl, err := h.node.KeepAliveLock(q.ctx, name, token)
 	if err != nil {
 		return nil, err
 	}
@@ -75,18 +84,11 @@ func (h *Handler) keepAliveLock(q *request) (any, error) {
 }
 
 func (h *Handler) release(q *request) (any, error) {
-	name, err := q.name(0)
+	name, token, err := q.lockToken()
 	if err != nil {
 		return nil, err
 	}
-	var body TokenRequest
-	if err := q.readBody(&body, false); err != nil {
-		return nil, err
-	}
-	if body.Token == 0 {
-		return nil, invalid("field \"token\" must be positive")
-	}
-	if err := h.node.ReleaseLock(q.ctx, name, body.Token); err != nil {
+	if err := h.node.ReleaseLock(q.ctx, name, token); err != nil {
 		return nil, err
 	}
 	return Empty{}, nil
@@ -97,13 +99,9 @@ func (h *Handler) getLock(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var opts []abacus.Option
-	switch c := q.r.URL.Query().Get("consistency"); c {
-	case "", "linearizable":
-	case "stale":
-		opts = append(opts, abacus.Stale())
-	default:
-		return nil, invalid("unknown consistency %q: want linearizable or stale", c)
+	opts, err := q.consistency()
+	if err != nil {
+		return nil, err
 	}
 	info, err := h.node.GetLock(q.ctx, name, opts...)
 	if err != nil {
