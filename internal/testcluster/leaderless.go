@@ -1,8 +1,6 @@
 package testcluster
 
 import (
-	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,26 +17,7 @@ func WithBackend(b abacus.Backend) Option {
 // nodes are ready once open. Use Ready to wait until writes go through.
 func NewLeaderless(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	base := t.TempDir()
-	c := &Cluster{t: t, base: base, opts: opts, Nodes: make([]*abacus.Node, n), Configs: make([]abacus.Config, n)}
-	var peers []abacus.Member
-	for i := range n {
-		id := fmt.Sprintf("n%d", i+1)
-		cfg := FastConfig(id, filepath.Join(base, id), FreeAddr(t))
-		peers = append(peers, abacus.Member{ID: id, Addr: cfg.BindAddr, Voter: true})
-		c.Configs[i] = cfg
-	}
-	for i := range c.Configs {
-		c.Configs[i].Peers = peers
-		for _, o := range opts {
-			o(i, &c.Configs[i])
-		}
-	}
-	for i := range c.Configs {
-		c.Start(i)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return open(t, n, opts)
 }
 
 // Ready waits until an add of 0 to counter name succeeds through every

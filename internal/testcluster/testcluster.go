@@ -69,6 +69,14 @@ func FreeAddr(t testing.TB) string {
 // New starts n nodes that bootstrap one cluster, and waits for a leader.
 func New(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
+	c := open(t, n, opts)
+	c.Leader()
+	return c
+}
+
+// open starts n nodes configured as one cluster's initial members.
+func open(t testing.TB, n int, opts []Option) *Cluster {
+	t.Helper()
 	base := t.TempDir()
 	c := &Cluster{t: t, base: base, opts: opts, Nodes: make([]*abacus.Node, n), Configs: make([]abacus.Config, n)}
 	var peers []abacus.Member
@@ -79,9 +87,7 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 		c.Configs[i] = cfg
 	}
 	for i := range c.Configs {
-		if n > 1 {
-			c.Configs[i].Peers = peers
-		}
+		c.Configs[i].Peers = peers
 		for _, o := range opts {
 			o(i, &c.Configs[i])
 		}
@@ -90,7 +96,6 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 		c.Start(i)
 	}
 	t.Cleanup(c.Close)
-	c.Leader()
 	return c
 }
 
