@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"testing"
+
+	"github.com/abacuskit/abacus/internal/testca"
 )
 
 // BenchmarkRPCParallel measures calls/s with many concurrent callers (256
@@ -14,8 +16,8 @@ func BenchmarkRPCParallel(b *testing.B) {
 
 // BenchmarkRPCParallelTLS is BenchmarkRPCParallel over mutual TLS.
 func BenchmarkRPCParallelTLS(b *testing.B) {
-	ca := newTestCA(b, "bench CA")
-	benchRPC(b, Config{TLS: ca.tlsConfig(b, "n")})
+	ca := testca.New(b, "bench CA")
+	benchRPC(b, Config{TLS: ca.TLSConfig(b, "n")})
 }
 
 func benchRPC(b *testing.B, cfg Config) {

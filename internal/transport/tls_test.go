@@ -6,16 +6,18 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/abacuskit/abacus/internal/testca"
 )
 
 func TestMutualTLS(t *testing.T) {
-	ca := newTestCA(t, "cluster CA")
-	other := newTestCA(t, "rogue CA")
-	srv := newTestMux(t, "srv", Config{TLS: ca.tlsConfig(t, "srv"), HandshakeTimeout: 2 * time.Second})
+	ca := testca.New(t, "cluster CA")
+	other := testca.New(t, "rogue CA")
+	srv := newTestMux(t, "srv", Config{TLS: ca.TLSConfig(t, "srv"), HandshakeTimeout: 2 * time.Second})
 	ln := srv.Listener(KindRPC)
 
 	// A good client works, and the traffic is encrypted end to end.
-	good := newTestMux(t, "good", Config{TLS: ca.tlsConfig(t, "good")})
+	good := newTestMux(t, "good", Config{TLS: ca.TLSConfig(t, "good")})
 	res := acceptOne(ln)
 	c, err := good.Dial(ctxT(t), srv.Addr(), KindRPC)
 	if err != nil {
@@ -37,14 +39,14 @@ func TestMutualTLS(t *testing.T) {
 		name string
 		cfg  *tls.Config
 	}{
-		{"no client certificate", &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS13}},
+		{"no client certificate", &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS13}},
 		{"certificate from another CA", &tls.Config{
-			Certificates: []tls.Certificate{other.issue(t, "rogue")},
-			RootCAs:      ca.pool, MinVersion: tls.VersionTLS13,
+			Certificates: []tls.Certificate{other.Issue(t, "rogue")},
+			RootCAs:      ca.Pool, MinVersion: tls.VersionTLS13,
 		}},
 		{"another CA, TLS 1.2", &tls.Config{
-			Certificates: []tls.Certificate{other.issue(t, "rogue")},
-			RootCAs:      ca.pool, MaxVersion: tls.VersionTLS12,
+			Certificates: []tls.Certificate{other.Issue(t, "rogue")},
+			RootCAs:      ca.Pool, MaxVersion: tls.VersionTLS12,
 		}},
 	}
 	for _, tc := range refused {
@@ -56,7 +58,7 @@ func TestMutualTLS(t *testing.T) {
 		})
 	}
 	t.Run("server from another CA", func(t *testing.T) {
-		rogue := newTestMux(t, "rogue", Config{TLS: other.tlsConfig(t, "rogue")})
+		rogue := newTestMux(t, "rogue", Config{TLS: other.TLSConfig(t, "rogue")})
 		rogue.Listener(KindRPC)
 		if _, err := good.Dial(ctxT(t), rogue.Addr(), KindRPC); err == nil {
 			t.Fatal("Dial trusted a server certificate from another CA")
