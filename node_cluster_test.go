@@ -325,7 +325,7 @@ func TestClusterRestart(t *testing.T) {
 
 	// Whole-cluster restart: everything comes back from the data
 	// directories (snapshots plus the trailing log).
-	wantHash := convergedHash(t, c)
+	wantHash := c.StateHash()
 	c.Close()
 	for i := range c.Nodes {
 		c.Start(i)
@@ -341,37 +341,12 @@ func TestClusterRestart(t *testing.T) {
 			t.Fatalf("%s: s7 = %+v %v", n.ID(), got, err)
 		}
 	}
-	if got := convergedHash(t, c); got != wantHash {
+	if got := c.StateHash(); got != wantHash {
 		t.Fatalf("state after restart differs: hash %s, before %s", got, wantHash)
 	}
 	if got, err := c.Nodes[0].Add(ctx, "a", 1); err != nil || got.Value != a+1 {
 		t.Fatalf("add after restart: %+v %v", got, err)
 	}
-}
-
-// convergedHash waits until every running node has applied the same log
-// position with the same state, and returns that state's hash.
-func convergedHash(t *testing.T, c *testcluster.Cluster) string {
-	t.Helper()
-	var hash string
-	c.Eventually(10*time.Second, "identical state on every node", func() bool {
-		hash = ""
-		for _, n := range c.Nodes {
-			if n == nil {
-				continue
-			}
-			h, err := n.FSM().Hash()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if hash != "" && h != hash {
-				return false
-			}
-			hash = h
-		}
-		return true
-	})
-	return hash
 }
 
 // TestClusterMembership adds a fourth node through a follower, moves

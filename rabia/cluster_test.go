@@ -62,31 +62,6 @@ func addN(t *testing.T, c *testcluster.Cluster, name string, n int, nodes ...int
 	}
 }
 
-// stateHash waits until every running node holds the same state and
-// returns its hash.
-func stateHash(t *testing.T, c *testcluster.Cluster) string {
-	t.Helper()
-	var hash string
-	c.Eventually(15*time.Second, "identical state on every node", func() bool {
-		hash = ""
-		for _, n := range c.Nodes {
-			if n == nil {
-				continue
-			}
-			h, err := n.FSM().Hash()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if hash != "" && h != hash {
-				return false
-			}
-			hash = h
-		}
-		return true
-	})
-	return hash
-}
-
 // TestRestartCatchesUp stops a node, writes far past what the others keep
 // in their logs (so it needs a snapshot), restarts it and checks that it
 // catches up and takes writes again.
@@ -99,7 +74,7 @@ func TestRestartCatchesUp(t *testing.T) {
 	c.Converge("a", 320)
 	addN(t, c, "a", 10, 2)
 	c.Converge("a", 330)
-	stateHash(t, c)
+	c.StateHash()
 	if st := c.Nodes[2].Status(); st.Backend != "rabia" || st.State != "replica" || len(st.Members) != 3 || st.AppliedIndex == 0 {
 		t.Fatalf("status after catch-up: %+v", st)
 	}
@@ -142,7 +117,7 @@ func TestPartitionRejoins(t *testing.T) {
 	if final != 120 && final != 121 {
 		t.Fatalf("p = %d, want 120 or 121", final)
 	}
-	stateHash(t, c)
+	c.StateHash()
 }
 
 // TestKillOneKeepsProgress cuts one node of three off the network and
@@ -187,7 +162,7 @@ func TestKillOneKeepsProgress(t *testing.T) {
 	c.Start(0)
 	addN(t, c, "k", 30, 0, 1, 2)
 	c.Converge("k", 170)
-	stateHash(t, c)
+	c.StateHash()
 }
 
 // TestWholeClusterRestart restarts every node on its data directory and
@@ -201,7 +176,7 @@ func TestWholeClusterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stateHash(t, c)
+	c.StateHash()
 	c.Close()
 	for i := range c.Nodes {
 		c.Start(i)
@@ -209,7 +184,7 @@ func TestWholeClusterRestart(t *testing.T) {
 	// Slots still open at the stop may decide now (nulls, or repeats the
 	// exactly-once table answers), so the state may move on; every
 	// acknowledged write must be there, identically on every node.
-	stateHash(t, c)
+	c.StateHash()
 	for i, n := range c.Nodes {
 		if got, err := n.Get(ctx, "r"); err != nil || got.Value != 150 {
 			t.Fatalf("%s: r = %+v, %v", n.ID(), got, err)
@@ -238,7 +213,7 @@ func TestMessageLoss(t *testing.T) {
 		}
 	}
 	c.Converge("lossy", 60)
-	stateHash(t, c)
+	c.StateHash()
 }
 
 // TestSingleNode runs Rabia on a one-node cluster: every slot decides on
@@ -400,7 +375,7 @@ func TestRestartCatchesUpFromLog(t *testing.T) {
 	c.Converge("l", 310)
 	addN(t, c, "l", 10, 2)
 	c.Converge("l", 320)
-	stateHash(t, c)
+	c.StateHash()
 	if _, err := os.Stat(filepath.Join(c.Configs[2].Dir, "rabia", "snapshot")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the restarted node has a snapshot (%v): it did not catch up from the log", err)
 	}

@@ -69,3 +69,28 @@ func (c *Cluster) ConcurrentWriters(t testing.TB, perNode, adds int) {
 		}
 	}
 }
+
+// StateHash waits until every running node holds the same state and
+// returns that state's hash.
+func (c *Cluster) StateHash() string {
+	c.t.Helper()
+	var hash string
+	c.Eventually(15*time.Second, "identical state on every node", func() bool {
+		hash = ""
+		for _, n := range c.Nodes {
+			if n == nil {
+				continue
+			}
+			h, err := n.FSM().Hash()
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			if hash != "" && h != hash {
+				return false
+			}
+			hash = h
+		}
+		return true
+	})
+	return hash
+}
