@@ -234,6 +234,17 @@ type leaderTerm struct {
 	last     int64
 }
 
+// isReady reports whether the term's barrier has applied and its clock
+// base is set.
+func (lt *leaderTerm) isReady() bool {
+	select {
+	case <-lt.ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // stamp returns the time for a new entry: never below the last one.
 func (lt *leaderTerm) stamp() int64 {
 	t := lt.peek()
@@ -401,7 +412,10 @@ func (r *raftReplicator) batcher() {
 			}
 		}
 		lt := r.term.Load()
-		if lt == nil {
+		if lt == nil || !lt.isReady() {
+			// Not leading, or a new term whose barrier has not applied yet
+			// (a proposal queued under an earlier term): its clock base is
+			// not set, so nothing may be stamped. Nothing was submitted.
 			<-r.slots
 			finish(batch, outcome{err: fmt.Errorf("%w: not the leader", ErrUnavailable)})
 			continue
