@@ -26,6 +26,7 @@ type nodeFlags struct {
 	id, data, peerAddr, httpAddr string
 	peers, peerHTTP, join        string
 	backend                      string
+	rabiaSecret                  string
 	tlsCert, tlsKey, tlsCA       string
 	logFormat, logLevel          string
 	faults                       bool
@@ -43,6 +44,8 @@ func parseNodeFlags(args []string, stderr io.Writer) (*nodeFlags, error) {
 	fs.StringVar(&f.peerHTTP, "peer-http", "", "id=host:port,... HTTP addresses of the members, reported by /v1/cluster (optional)")
 	fs.StringVar(&f.join, "join", "", "HTTP address of any member, to join a running cluster instead of --peers")
 	fs.StringVar(&f.backend, "backend", "raft", "replication path: raft or rabia")
+	fs.StringVar(&f.rabiaSecret, "rabia-secret", os.Getenv("ABACUS_RABIA_SECRET"),
+		"secret keying rabia's common coin, the same on every node, at least 16 bytes (default $ABACUS_RABIA_SECRET; unset: derived from the member list, which is public)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "certificate (PEM) for mutual TLS on peer traffic and the HTTP API")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) that verifies peers and clients")
@@ -169,7 +172,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		if f.join != "" {
 			return usageError{errors.New("the rabia backend has fixed membership: use --peers, not --join")}
 		}
-		cfg.Backend = rabia.Backend(rabia.Options{})
+		cfg.Backend = rabia.Backend(rabia.Options{Secret: []byte(f.rabiaSecret)})
 	default:
 		return usageError{fmt.Errorf("--backend %q: want raft or rabia", f.backend)}
 	}
