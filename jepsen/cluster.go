@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/abacuskit/abacus/client"
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/internal/freeport"
 )
 
 // ErrNodeDown reports an operation on a node process that is not running.
@@ -62,15 +62,8 @@ func ModuleRoot() (string, error) {
 }
 
 // freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
-}
+// ago, from outside the range other processes' connections draw from.
+func freeAddr() (string, error) { return freeport.Addr() }
 
 // nodeProc is one node of the cluster under test: its fixed addresses and
 // data directory, and its current process, if any.

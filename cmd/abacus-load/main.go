@@ -60,7 +60,6 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -76,6 +75,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus"
+	"github.com/abacuskit/abacus/internal/freeport"
 )
 
 func main() {
@@ -554,13 +554,12 @@ func startCluster(ctx context.Context, o options) (*cluster, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	var peers []abacus.Member
 	cfgs := make([]abacus.Config, o.nodes)
+	addrs, err := freeport.Addrs(o.nodes)
+	if err != nil {
+		return nil, err
+	}
 	for i := range cfgs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		addr := ln.Addr().String()
-		ln.Close()
+		addr := addrs[i]
 		c := abacus.DefaultConfig()
 		c.ID = fmt.Sprintf("n%d", i+1)
 		c.Dir = filepath.Join(cl.dir, c.ID)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/client"
+	"github.com/abacuskit/abacus/internal/freeport"
 )
 
 // child is one node process.
@@ -174,25 +174,9 @@ func waitReady(ctx context.Context, c *child, timeout time.Duration) error {
 	}
 }
 
-// freeAddrs returns n loopback addresses whose ports were free a moment ago.
-func freeAddrs(n int) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var out []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	return out, nil
-}
+// freeAddrs returns n distinct loopback addresses whose ports were free a
+// moment ago, from outside the range other processes' connections draw from.
+func freeAddrs(n int) ([]string, error) { return freeport.Addrs(n) }
 
 func (l *launcher) startAll(ctx context.Context, children []*child) error {
 	for _, c := range children {

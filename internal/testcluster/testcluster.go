@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus"
+	"github.com/abacuskit/abacus/internal/freeport"
 )
 
 // Cluster is a set of nodes on loopback. A nil entry in Nodes is a node
@@ -58,12 +58,11 @@ func Logger() *slog.Logger {
 // FreeAddr returns a loopback address with a port that was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // New starts n nodes that bootstrap one cluster, and waits for a leader.
