@@ -25,8 +25,9 @@ func benchRPC(b *testing.B, cfg Config) {
 	resp := make([]byte, 64)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	ln := srv.Listener(KindRPC) // registered before any call can arrive
 	go func() {
-		_ = NewRPCServer(srv.Listener(KindRPC), func(context.Context, string, uint8, []byte) ([]byte, error) {
+		_ = NewRPCServer(ln, func(context.Context, string, uint8, []byte) ([]byte, error) {
 			return resp, nil
 		}).Serve(ctx)
 	}()

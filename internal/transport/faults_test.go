@@ -59,9 +59,10 @@ func newCluster(t *testing.T) *cluster {
 		m := newTestMux(t, id, Config{Faults: true, FaultSeed: uint64(i)})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
+		ln := m.Listener(KindRPC) // registered before any call can arrive
 		go func() {
 			defer close(done)
-			_ = NewRPCServer(m.Listener(KindRPC), func(_ context.Context, from string, _ uint8, req []byte) ([]byte, error) {
+			_ = NewRPCServer(ln, func(_ context.Context, from string, _ uint8, req []byte) ([]byte, error) {
 				return []byte(from + "->" + id), nil
 			}).Serve(ctx)
 		}()

@@ -112,7 +112,8 @@ func TestRPCOutOfOrder(t *testing.T) {
 		return req, nil
 	}
 	srv := newTestMux(t, "srv", Config{})
-	go func() { _ = NewRPCServer(srv.Listener(KindRPC), handler).Serve(ctxT(t)) }()
+	ln := srv.Listener(KindRPC) // registered before any call can arrive
+	go func() { _ = NewRPCServer(ln, handler).Serve(ctxT(t)) }()
 	cli := NewRPCClient(newTestMux(t, "cli", Config{}), 1)
 	defer cli.Close()
 	ctx := ctxT(t)
@@ -293,7 +294,8 @@ func TestRPCServeStopsOnContext(t *testing.T) {
 	srv := newTestMux(t, "srv", Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- NewRPCServer(srv.Listener(KindRPC), echoHandler).Serve(ctx) }()
+	ln := srv.Listener(KindRPC) // registered before any call can arrive
+	go func() { served <- NewRPCServer(ln, echoHandler).Serve(ctx) }()
 	cli := NewRPCClient(newTestMux(t, "cli", Config{}), 1)
 	defer cli.Close()
 	if _, err := cli.Call(ctxT(t), srv.Addr(), 1, nil); err != nil {
