@@ -37,12 +37,8 @@ func mine(instance ID, r abacus.Result) *int64 {
 }
 
 func (h *Handler) add(q *request) (any, error) {
-	name, err := q.name(0)
+	name, body, err := nameAndBody[AddRequest](q, false)
 	if err != nil {
-		return nil, err
-	}
-	var body AddRequest
-	if err := q.readBody(&body, false); err != nil {
 		return nil, err
 	}
 	cmd, err := body.command(name)
@@ -108,12 +104,8 @@ func (h *Handler) get(q *request) (any, error) {
 }
 
 func (h *Handler) set(q *request) (any, error) {
-	name, err := q.name(0)
+	name, body, err := nameAndBody[SetRequest](q, false)
 	if err != nil {
-		return nil, err
-	}
-	var body SetRequest
-	if err := q.readBody(&body, false); err != nil {
 		return nil, err
 	}
 	if body.Value == nil {
@@ -131,12 +123,8 @@ func (h *Handler) set(q *request) (any, error) {
 }
 
 func (h *Handler) cas(q *request) (any, error) {
-	name, err := q.name(0)
+	name, body, err := nameAndBody[CASRequest](q, false)
 	if err != nil {
-		return nil, err
-	}
-	var body CASRequest
-	if err := q.readBody(&body, false); err != nil {
 		return nil, err
 	}
 	if body.Old == nil || body.New == nil {
@@ -154,12 +142,8 @@ func (h *Handler) cas(q *request) (any, error) {
 }
 
 func (h *Handler) del(q *request) (any, error) {
-	name, err := q.name(0)
+	name, body, err := nameAndBody[DeleteRequest](q, true)
 	if err != nil {
-		return nil, err
-	}
-	var body DeleteRequest
-	if err := q.readBody(&body, true); err != nil {
 		return nil, err
 	}
 	opts, err := q.writeOpts(body.Fence, body.Instance)

@@ -144,6 +144,20 @@ func jsonMessage(err error) string {
 }
 
 // name returns path parameter i as a counter or lock name.
+// nameAndBody reads the first path name and decodes the JSON body into a
+// T (an absent body is allowed when optional).
+func nameAndBody[T any](q *request, optional bool) (string, T, error) {
+	var body T
+	name, err := q.name(0)
+	if err != nil {
+		return "", body, err
+	}
+	if err := q.readBody(&body, optional); err != nil {
+		return "", body, err
+	}
+	return name, body, nil
+}
+
 // consistency reads the consistency query parameter.
 func (q *request) consistency() ([]abacus.Option, error) {
 	switch c := q.r.URL.Query().Get("consistency"); c {

@@ -24,12 +24,8 @@ func ttlField(field string, ms int64, zeroOK bool) (time.Duration, error) {
 func millis(d time.Duration) int64 { return int64(d / time.Millisecond) }
 
 func (h *Handler) acquire(q *request) (any, error) {
-	name, err := q.name(0)
+	name, body, err := nameAndBody[AcquireRequest](q, false)
 	if err != nil {
-		return nil, err
-	}
-	var body AcquireRequest
-	if err := q.readBody(&body, false); err != nil {
 		return nil, err
 	}
 	if body.Holder == "" || len(body.Holder) > abacus.MaxHolderLen {
@@ -57,12 +53,8 @@ func (h *Handler) acquire(q *request) (any, error) {
 
 // lockToken reads the lock name from the path and the token from the body.
 func (q *request) lockToken() (string, uint64, error) {
-	name, err := q.name(0)
+	name, body, err := nameAndBody[TokenRequest](q, false)
 	if err != nil {
-		return "", 0, err
-	}
-	var body TokenRequest
-	if err := q.readBody(&body, false); err != nil {
 		return "", 0, err
 	}
 	if body.Token == 0 {
