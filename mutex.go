@@ -92,15 +92,18 @@ func (n *Node) acquireUnder(ctx context.Context, name, holder string, k *Keeper,
 	return lockInfo(r), nil
 }
 
-// awaitGrant waits for a queued request to be granted.
+// awaitGrant waits for a queued request to be granted. Every way out but
+// a confirmed grant settles the request through the log (giveUpWaiting):
+// the request stays queued until withdrawn and may be granted at any
+// moment, so only the log can say whether it was.
 func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait time.Duration, g *grantWatch, lost <-chan struct{}) (Result, error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
 		case ev, ok := <-g.ch:
-			if !ok {
-				return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrClosed)
+			if !ok { // the watch ends with ctx or the node
+				return n.giveUpWaiting(name, lease)
 			}
 			if ev.Lease != lease || ev.Token == 0 {
 				continue
@@ -109,19 +112,18 @@ func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait t
 			// and still show an earlier hold of the same lease.
 			r, err := n.Do(ctx, Command{Op: OpLockGet, Name: name})
 			if err != nil {
-				return Result{}, err
+				return n.giveUpWaiting(name, lease)
 			}
 			if r.Lease == lease && r.Token != 0 {
 				return r, nil
 			}
-			continue
-		case <-lost:
-			return Result{}, &OpError{Code: CodeLeaseExpired, Op: OpLockAcquire, Name: name, Index: -1,
-				Message: "the lease ended while the request waited"}
+		case <-lost: // renewals failed: by the holder's clock the lease is gone
+			return n.giveUpWaiting(name, lease)
 		case <-t.C:
+			return n.giveUpWaiting(name, lease)
 		case <-ctx.Done():
+			return n.giveUpWaiting(name, lease)
 		}
-		return n.giveUpWaiting(name, lease)
 	}
 }
 
