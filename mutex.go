@@ -178,8 +178,9 @@ func (n *Node) KeepAliveLock(ctx context.Context, name string, token uint64) (ti
 	return n.KeepAliveOnce(ctx, info.Lease)
 }
 
-// ReleaseLock releases lock name held with token and ends its lease. It
-// fails with ErrStaleToken when the token no longer holds the lock.
+// ReleaseLock releases lock name held with token and ends its lease (in
+// the background: the lease holds nothing once released). It fails with
+// ErrStaleToken when the token no longer holds the lock.
 func (n *Node) ReleaseLock(ctx context.Context, name string, token uint64) error {
 	info, err := n.holding(ctx, name, token)
 	if err != nil {
@@ -188,9 +189,9 @@ func (n *Node) ReleaseLock(ctx context.Context, name string, token uint64) error
 	if _, err := n.Do(ctx, Command{Op: OpLockRelease, Name: name, Token: token}); err != nil {
 		return err
 	}
-	if err := n.Revoke(ctx, info.Lease); err != nil && !errors.Is(err, ErrLeaseExpired) {
-		return err
-	}
+	// The release is done: ending its lease is clean-up, and a failure of
+	// it must not report the release as failed.
+	n.abandon(info.Lease)
 	return nil
 }
 
