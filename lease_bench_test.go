@@ -3,7 +3,6 @@ package abacus_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 
 // BenchmarkLockUnlock measures an uncontended lock and unlock round trip
 // by a Mutex on the leader of a three-node cluster (durable log), and
-// reports its median as p50-ns.
+// reports its latency percentiles.
 func BenchmarkLockUnlock(b *testing.B) {
 	c := testcluster.New(b, 3)
 	ctx := context.Background()
@@ -34,9 +33,7 @@ func BenchmarkLockUnlock(b *testing.B) {
 		lat = append(lat, time.Since(start))
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+	reportPercentiles(b, lat)
 }
 
 // BenchmarkContendedHolders measures 100 holders on three nodes taking

@@ -87,27 +87,19 @@ func BenchmarkAddOne(b *testing.B) {
 // BenchmarkAddSerial: one caller on the leader; reports latency
 // percentiles.
 func BenchmarkAddSerial(b *testing.B) {
-	c := benchCluster(b)
-	n := c.Nodes[c.Leader()]
-	ctx := context.Background()
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		if _, err := n.Add(ctx, "serial", 1); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	reportPercentiles(b, lat)
+	benchAddSerial(b, func(c *testcluster.Cluster) int { return c.Leader() })
 }
 
 // BenchmarkAddSerialFollower: one caller on a follower (one forwarding
 // hop more).
 func BenchmarkAddSerialFollower(b *testing.B) {
+	benchAddSerial(b, func(c *testcluster.Cluster) int { return c.Followers(c.Leader())[0] })
+}
+
+// benchAddSerial times serial adds by one caller on the node pick chooses.
+func benchAddSerial(b *testing.B, pick func(*testcluster.Cluster) int) {
 	c := benchCluster(b)
-	n := c.Nodes[c.Followers(c.Leader())[0]]
+	n := c.Nodes[pick(c)]
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
