@@ -35,7 +35,7 @@ func shortRun(t *testing.T, bin, backend string, faults []string, seed uint64, d
 	wl.MaxLockWait = 0
 	o, err := Run(ctx, Config{
 		Bin: bin, Backend: backend, Nodes: 3, Faults: faults, Duration: dur, Seed: seed, Workload: wl,
-		Dir: filepath.Join(t.TempDir(), "run"), Quiet: 700 * time.Millisecond, Hold: 1500 * time.Millisecond,
+		Dir: runDir(t), Quiet: 700 * time.Millisecond, Hold: 1500 * time.Millisecond,
 		CheckTimeout: 30 * time.Second, Progress: &progress, ProgressEvery: time.Second,
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -53,6 +53,22 @@ func shortRun(t *testing.T, bin, backend string, faults []string, seed uint64, d
 		}
 	}
 	return o
+}
+
+// runDir returns the run directory for a short run: under
+// $ABACUS_JEPSEN_KEEP when it is set, so the run outlives the test for
+// study, and in the test's temporary directory otherwise.
+func runDir(t *testing.T) string {
+	keep := os.Getenv("ABACUS_JEPSEN_KEEP")
+	if keep == "" {
+		return filepath.Join(t.TempDir(), "run")
+	}
+	name := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
+	dir, err := os.MkdirTemp(keep, name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "run")
 }
 
 // requireValid fails t unless the run's verdict is valid, citing what the
