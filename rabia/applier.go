@@ -173,10 +173,11 @@ func (r *replica) install(data []byte) (uint64, bool) {
 	return slots, true
 }
 
-// Catch-up RPC methods, served on the node's KindRPC connections.
+// RPC methods, served on the node's KindRPC connections.
 const (
 	methodFetch    uint8 = 1
 	methodSnapshot uint8 = 2
+	methodTime     uint8 = 3 // see syncTime
 )
 
 const (
@@ -343,6 +344,8 @@ func (r *replica) serveRPC(_ context.Context, from string, method uint8, req []b
 		out := binary.BigEndian.AppendUint64(nil, slots)
 		out = binary.BigEndian.AppendUint64(out, uint64(total))
 		return append(out, data...), nil
+	case methodTime:
+		return r.serveTime(req)
 	}
 	return nil, fmt.Errorf("%w: unknown method %d", abacus.ErrInvalidArgument, method)
 }

@@ -331,6 +331,45 @@ func TestClockAheadExpiresNothingEarly(t *testing.T) {
 	}
 }
 
+// TestRestartedNodeGrantsFullLease restarts a node after the cluster sat
+// idle while it was down, and grants a lease through it at once. The
+// node's copy of state-machine time stood still while it was down, so it
+// must learn the cluster's time from its peers before it stamps anything;
+// otherwise the lease would start in the past and the next stamp of a
+// peer would cut it short by the downtime.
+func TestRestartedNodeGrantsFullLease(t *testing.T) {
+	c := newCluster(t, 3)
+	addN(t, c, "before", 10, 0, 1, 2)
+	c.Stop(2)
+	// The downtime is the fault under test, not synchronisation: for this
+	// long nothing is proposed and state-machine time stands still.
+	const downtime = time.Second
+	<-time.After(downtime)
+	c.Start(2)
+	ctx := testcluster.Context(t, 20*time.Second)
+	const ttl = 5 * time.Second
+	sent := time.Now()
+	lease, err := c.Nodes[2].Grant(ctx, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addN(t, c, "after", 3, 0, 1) // stamps of the nodes that stayed up
+	for i, n := range c.Nodes {
+		got, err := n.TimeToLive(ctx, lease)
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		// What the holder may count on is its TTL from sending, less the
+		// delay of the status that taught the node the cluster's time
+		// (under a loaded race build, up to a few hundred milliseconds).
+		// A lease started in the past would lose the whole downtime.
+		floor := ttl - time.Since(sent) - downtime/2
+		if got.Remaining < floor {
+			t.Fatalf("node %d: %v of the lease remain, want at least %v: it lost about the downtime", i, got.Remaining, floor)
+		}
+	}
+}
+
 // TestProposalOutcomes checks how a write that cannot complete ends: once
 // its batch was disseminated the outcome is unknown (ErrIndeterminate);
 // while it still waited to be batched, because the node's outstanding

@@ -93,21 +93,29 @@
 // # Time
 //
 // There is no leader to keep state-machine time, so each proposal carries
-// the time of the replica that batched it, taken the way the Raft path's
-// leader does: the state-machine time this replica last saw applied,
-// advanced by the elapsed time the process's monotonic clock measured
-// since then (never the wall clock, abacus.Config.Clock), never below the applied time FSM.Now nor
-// its previous stamp. State-machine time never runs backwards (the FSM
-// takes the larger of its time and a proposal's). Expiry needs a command
-// whose time is past the deadline: every replica, when FSM.NextDeadline is
-// due by its stamp, proposes an abacus.OpTick (at most one in flight per
-// replica); duplicates are harmless. A stopped cluster's time stands
-// still: remaining lease time survives a restart, as on Raft.
+// the time of the replica that batched it: the replica's estimate of
+// state-machine time, which is the newest time it has learned advanced by
+// the elapsed time its process's monotonic clock measured since (never
+// the wall clock, abacus.Config.Clock). It learns the times it applies
+// and the estimates its peers send with their status every TickInterval,
+// and it never moves back, so a slot that took long to decide adds no
+// lag: every replica's estimate trails the most advanced one by about a
+// message delay at most. A replica that has just opened has not learned
+// the cluster's time (its copy stood still while it was down), so it
+// stamps nothing before a peer's status arrives. This matters because a
+// lease granted on a lagging stamp is cut short, by the lag, by the next
+// stamp that does not lag. State-machine time never runs backwards (the
+// FSM takes the larger of its time and a proposal's). Expiry needs a
+// command whose time is past the deadline: every replica, when
+// FSM.NextDeadline is due by its estimate, proposes an abacus.OpTick (at
+// most one in flight per replica); duplicates are harmless. A stopped
+// cluster's time stands still: remaining lease time survives a restart,
+// as on Raft.
 //
 // Clock assumption: the members' clocks measure elapsed time at nearly
 // the same rate (within Config.DriftMargin over a lease); their wall times
-// need not agree, since a stamp never exceeds the time the proposer saw
-// applied plus what it measured since. A node whose clock runs fast (or
+// need not agree, since a stamp never exceeds the newest time the
+// proposer learned plus what it measured since. A node whose clock runs fast (or
 // jumps, as an adjusted monotonic clock might) advances state-machine time
 // early by the excess, so leases and lock-delays can end up to that much
 // early, before their holders' conservative view of them ends. Locks stay
@@ -116,7 +124,11 @@
 // the old holder's fence (abacus.WithFence, Mutex.Fence) is refused with
 // abacus.ErrStaleToken in log order, so a holder that still believes it
 // holds the lock cannot change fenced state. Effects outside abacus are
-// protected only where they check the token.
+// protected only where they check the token. Fencing covers one more case
+// the same way: if the replicas that kept time are all cut off while the
+// others restart, those carry on from the time they stopped at, and when
+// the cut-off replicas return, their stamps move time ahead by the
+// difference.
 //
 // # Durability and recovery
 //

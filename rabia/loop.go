@@ -40,7 +40,7 @@ func (r *replica) loop() {
 		case <-ticker.C:
 			r.trimMark()
 			r.engine.Tick()
-			r.broadcast(encodeStatusFrame(r.applied.Load()))
+			r.broadcast(encodeStatusFrame(r.applied.Load(), r.stamp(0)))
 			r.maybeCatchUp()
 			r.maybeTick()
 		case <-r.appliedCh:

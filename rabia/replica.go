@@ -94,7 +94,8 @@ type replica struct {
 	fetching atomic.Bool
 	ticking  atomic.Bool
 	closed   atomic.Bool
-	observed atomic.Pointer[observation]
+	est      smClock       // this replica's estimate of state-machine time
+	timed    chan struct{} // closed once the cluster's time is learned (see syncTime)
 	drain    chan struct{} // closed by Close: start and join no more slots
 	drained  chan struct{} // closed by the loop once draining and no slot of ours is open
 
@@ -195,6 +196,7 @@ func open(env *abacus.Env, opts Options) (*replica, error) {
 		appliedCh:  make(chan struct{}, 1),
 		drain:      make(chan struct{}),
 		drained:    make(chan struct{}),
+		timed:      make(chan struct{}),
 		waiting:    map[string]*ownBatch{},
 		q:          newBatchQueue(),
 		open:       map[uint64]*wmvc.Value{},
@@ -232,6 +234,7 @@ func open(env *abacus.Env, opts Options) (*replica, error) {
 	r.rpc = transport.NewRPCClient(env.Mux, 0)
 	r.rpcSrv = transport.NewRPCServer(env.Mux.Listener(transport.KindRPC), r.serveRPC)
 	r.goroutine(func() { _ = r.rpcSrv.Serve(r.ctx) })
+	r.goroutine(r.syncTime)
 	r.goroutine(r.batcher)
 	r.goroutine(r.loop)
 	r.goroutine(r.applier)
@@ -419,27 +422,16 @@ func (r *replica) Status() abacus.Status {
 	return st
 }
 
-// stamp returns the time for a new batch: the state-machine time this
-// replica last saw applied, advanced by the monotonic time elapsed since
-// then; never below current state-machine time or last.
+// stamp returns the time for a new batch: this replica's estimate of
+// state-machine time (see smClock), never below current state-machine
+// time or last.
 func (r *replica) stamp(last int64) int64 {
-	t := r.fsm.Now()
-	if o := r.observed.Load(); o != nil {
-		t = max(t, o.sm+int64(time.Since(o.at)))
-	}
-	return max(t, last)
+	return max(r.fsm.Now(), r.est.Read(time.Now()), last)
 }
 
-// observe records the state-machine time after an apply, with the local
-// clock reading, as the base for stamps.
+// observe teaches the estimate the state-machine time just applied.
 func (r *replica) observe() {
-	r.observed.Store(&observation{sm: r.fsm.Now(), at: time.Now()})
-}
-
-// observation is state-machine time as this replica saw it applied.
-type observation struct {
-	sm int64
-	at time.Time
+	r.est.Learn(r.fsm.Now(), time.Now())
 }
 
 // batcher coalesces submitted proposals into batches, disseminates each to
@@ -451,6 +443,12 @@ func (r *replica) batcher() {
 	// Batch ids must not repeat across restarts: the sequence starts
 	// from the clock, and the stamp in the id moves forward too.
 	seq := uint64(r.clock.Now().UnixNano())
+	// Nothing is stamped before the cluster's time is learned.
+	select {
+	case <-r.timed:
+	case <-r.ctx.Done():
+		return
+	}
 	for {
 		select {
 		case r.credits <- struct{}{}:
@@ -552,10 +550,11 @@ func (r *replica) receive(from string, msg []byte) {
 		}
 		in.kind, in.v = inBatch, v
 	case frameStatus:
-		a, err := decodeStatusFrame(msg[1:])
+		a, sm, err := decodeStatusFrame(msg[1:])
 		if err != nil {
 			return
 		}
+		r.est.Learn(sm, time.Now())
 		in.kind, in.applied = inStatus, a
 	default:
 		return

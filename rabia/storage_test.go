@@ -254,7 +254,7 @@ func TestBatchQueueOrder(t *testing.T) {
 // may panic, and what decodes must respect the bounds.
 func FuzzDecode(f *testing.F) {
 	f.Add(encodeBatchFrame(&wmvc.Value{ID: makeBatchID(1, 0, 1), Payload: []byte("x")})[1:])
-	f.Add(encodeStatusFrame(7)[1:])
+	f.Add(encodeStatusFrame(7, 9)[1:])
 	f.Add(appendRecord(nil, decided{slot: 3, v: val("id", "payload")}))
 	f.Add(appendRecord(nil, decided{slot: 4}))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -263,7 +263,9 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("batch outside its bounds: %d %d", len(v.ID), len(v.Payload))
 			}
 		}
-		_, _ = decodeStatusFrame(b)
+		if _, sm, err := decodeStatusFrame(b); err == nil && sm < 0 {
+			t.Fatalf("status time %d", sm)
+		}
 		br := bufio.NewReader(bytes.NewReader(b))
 		for {
 			d, _, err := readRecord(br)

@@ -18,7 +18,8 @@ const (
 	frameConsensus byte = 1
 	// frameBatch disseminates a batch: [u16 id length][id][payload].
 	frameBatch byte = 2
-	// frameStatus reports the sender's progress: [u64 slots applied].
+	// frameStatus reports the sender's progress and its estimate of
+	// state-machine time: [u64 slots applied][u64 time].
 	frameStatus byte = 3
 )
 
@@ -63,15 +64,20 @@ func decodeBatchFrame(b []byte, maxPayload int) (*wmvc.Value, error) {
 	return &wmvc.Value{ID: b[:n:n], Payload: b[n:]}, nil
 }
 
-func encodeStatusFrame(applied uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{frameStatus}, applied)
+func encodeStatusFrame(applied uint64, sm int64) []byte {
+	b := binary.BigEndian.AppendUint64([]byte{frameStatus}, applied)
+	return binary.BigEndian.AppendUint64(b, uint64(max(sm, 0)))
 }
 
-func decodeStatusFrame(b []byte) (uint64, error) {
-	if len(b) != 8 {
-		return 0, fmt.Errorf("%w: status frame length", abacus.ErrCorrupt)
+func decodeStatusFrame(b []byte) (applied uint64, sm int64, err error) {
+	if len(b) != 16 {
+		return 0, 0, fmt.Errorf("%w: status frame length", abacus.ErrCorrupt)
 	}
-	return binary.BigEndian.Uint64(b), nil
+	sm = int64(binary.BigEndian.Uint64(b[8:]))
+	if sm < 0 {
+		return 0, 0, fmt.Errorf("%w: status frame time", abacus.ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(b), sm, nil
 }
 
 // batchQueue is a replica's queue of batches waiting for a slot, ordered
