@@ -174,6 +174,12 @@ func (f *FSM) release(c *Command) Result {
 		return Result{Index: -1}
 	}
 	// Release by lease: withdraw its queued requests, and its hold if any.
+	if c.Flags&FlagWithdraw != 0 && f.leases[c.Lease] == nil {
+		// The lease ended, and its request with it. The request may have
+		// been granted in between, which the state no longer tells, so a
+		// withdraw reports the ending rather than a refusal.
+		return failed(f.missingLease(c.Lease))
+	}
 	if lk == nil {
 		return Result{Index: -1}
 	}

@@ -38,6 +38,19 @@ func TestFSMLockWithdraw(t *testing.T) {
 	if info := h.ok(Command{Op: OpLockGet, Name: "L"}); info.Exists {
 		t.Fatalf("lock after release by lease: %+v", info)
 	}
+	// d is granted while it waits, and its lease ends before it learns
+	// so: the withdraw says the lease ended, not that d was refused.
+	d := h.ok(Command{Op: OpLeaseGrant, TTL: time.Second}).Lease
+	h.ok(Command{Op: OpLockAcquire, Name: "M", Holder: "a", Lease: a})
+	h.ok(Command{Op: OpLockAcquire, Name: "M", Holder: "d", Lease: d, Flags: FlagWait})
+	h.ok(Command{Op: OpLockRelease, Name: "M", Lease: a})
+	if info := h.ok(Command{Op: OpLockGet, Name: "M"}); info.Lease != d {
+		t.Fatalf("lock M after a's release: %+v", info)
+	}
+	h.advance(time.Second)
+	if r := h.do(Command{Op: OpLockRelease, Name: "M", Lease: d, Flags: FlagWithdraw}); r.Code != CodeLeaseExpired {
+		t.Fatalf("withdraw under an ended lease: %v, want lease expired", r.Code)
+	}
 	if r := h.do(Command{Op: OpAdd, Name: "x", Delta: 1, Flags: FlagWithdraw}); r.Code != CodeInvalidArgument {
 		t.Fatalf("withdraw flag on a counter op: %v", r.Code)
 	}

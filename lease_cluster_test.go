@@ -177,3 +177,50 @@ func TestHundredContendingHolders(t *testing.T) {
 		t.Fatalf("fenced read-modify-writes: %d, want %d", got.Value, holders)
 	}
 }
+
+// A waiting request granted while its node is cut off, whose lease ends
+// before the node hears of the grant, fails with ErrLeaseExpired: it held
+// the lock in between, so ErrLockHeld ("never had it") would be untrue.
+// The fault harness caught that answer on a partitioned node.
+func TestWaiterGrantedWhileCutOff(t *testing.T) {
+	c := testcluster.New(t, 3)
+	ctx := testcluster.Context(t, 30*time.Second)
+	leader := c.Leader()
+	cut := c.Followers(leader)[0]
+	first, err := c.Nodes[leader].AcquireLock(ctx, "L", "a", 10*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = time.Second
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Nodes[cut].AcquireLock(ctx, "L", "b", ttl, 20*time.Second)
+		done <- err
+	}()
+	c.Eventually(10*time.Second, "b to wait in line", func() bool {
+		return abacus.LockQueueLenForTest(c.Nodes[leader], "L") == 1
+	})
+	if err := c.Nodes[cut].Faults().Isolate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Nodes[leader].ReleaseLock(ctx, "L", first.Token); err != nil {
+		t.Fatal(err)
+	}
+	// b is granted, and its lease, which its cut-off node cannot renew,
+	// ends on the connected side.
+	var granted bool
+	c.Eventually(10*time.Second, "b's hold to begin and end", func() bool {
+		info, err := c.Nodes[leader].GetLock(ctx, "L")
+		if err != nil {
+			return false
+		}
+		granted = granted || (info.Held && info.Holder == "b" && info.Token > first.Token)
+		return granted && !info.Held
+	})
+	if err := c.Nodes[cut].Faults().Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, abacus.ErrLeaseExpired) {
+		t.Fatalf("acquire granted and expired while cut off: %v, want ErrLeaseExpired", err)
+	}
+}

@@ -47,7 +47,10 @@ func (n *Node) GetLock(ctx context.Context, name string, opts ...Option) (LockIn
 // returns the lock with its fencing token; the caller renews it with
 // KeepAliveLock and ends it with ReleaseLock. When the lock cannot be had
 // in time the error wraps ErrLockHeld and is an *OpError naming the holder;
-// the lease is then revoked.
+// the lease is then revoked. When the lease ends while the request waits
+// (this node could not renew it, for example while cut off from the
+// cluster), the error wraps ErrLeaseExpired: the request may have held the
+// lock in between, and holds nothing now.
 func (n *Node) AcquireLock(ctx context.Context, name, holder string, ttl, wait time.Duration) (LockInfo, error) {
 	if err := (&Command{Op: OpLockAcquire, Name: name, Holder: holder, Lease: 1}).Validate(); err != nil {
 		return LockInfo{}, err
@@ -129,11 +132,16 @@ func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait t
 
 // giveUpWaiting withdraws a queued request through the log. The lock may
 // have been granted in the meantime: then the grant stands and is the
-// result, so an acquire never reports a refusal for a lock it held.
+// result, so an acquire never reports a refusal for a lock it held. If the
+// lease ended meanwhile, the request may have held the lock in between;
+// the acquire fails with ErrLeaseExpired, not ErrLockHeld.
 func (n *Node) giveUpWaiting(name string, lease uint64) (Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	r, err := n.Do(ctx, Command{Op: OpLockRelease, Flags: FlagWithdraw, Name: name, Lease: lease})
+	if errors.Is(err, ErrLeaseExpired) {
+		return Result{}, &OpError{Code: CodeLeaseExpired, Op: OpLockAcquire, Name: name, Index: -1}
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: withdrawing a lock request: %w", ErrIndeterminate, err)
 	}
@@ -259,7 +267,9 @@ func (n *Node) NewMutex(name, holder string, opts MutexOptions) *Mutex {
 }
 
 // Lock acquires the mutex, waiting in order behind earlier requests until
-// ctx ends. The error wraps ErrLockHeld when ctx ended first.
+// ctx ends. The error wraps ErrLockHeld when ctx ended first, and
+// ErrLeaseExpired when the session lease ended while it waited (the next
+// Lock starts a new session).
 func (m *Mutex) Lock(ctx context.Context) error {
 	wait := MaxTTL
 	if d, ok := ctx.Deadline(); ok {

@@ -143,7 +143,9 @@ func (c *Client) Batch(ctx context.Context, ops []httpapi.BatchOp, opts ...CallO
 }
 
 // AcquireLock acquires lock name for holder under a lease of ttl, waiting
-// up to wait. ErrLockHeld (with Error.Holder) when it could not be had.
+// up to wait. ErrLockHeld (with Error.Holder) when it could not be had;
+// ErrLeaseExpired when its lease ended while it waited (it may have held the
+// lock in between, and holds nothing now).
 func (c *Client) AcquireLock(ctx context.Context, name, holder string, ttl, wait time.Duration) (httpapi.AcquireResponse, error) {
 	body := httpapi.AcquireRequest{Holder: holder, TTLMS: ttl.Milliseconds(), WaitMS: wait.Milliseconds()}
 	var out httpapi.AcquireResponse

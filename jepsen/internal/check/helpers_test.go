@@ -90,6 +90,11 @@ func acquireHeld(p int, lock, holder string, call, ret int64) history.Op {
 	return op
 }
 
+func withError(op history.Op, code string) history.Op {
+	op.Out.Error = code
+	return op
+}
+
 func release(p int, lock string, token uint64, call, ret int64, code string) history.Op {
 	op := mk(p, history.Release, lock, call, ret)
 	op.In.Token, op.Out.Error = token, code

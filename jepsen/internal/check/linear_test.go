@@ -234,6 +234,13 @@ func TestLinearizableLocks(t *testing.T) {
 			lockGet(2, "L", 4, 5, "b", 9),
 			fenced(add(1, "c", 1, 6, 7, 1), "L", 9, false),
 		), false, StatusValid},
+		{"acquisition granted while it waited, its lease ended before the answer", hist(
+			acquire(0, "L", "a", 0, 1, 8),
+			release(0, "L", 8, 2, 3, ""),
+			withError(acquire(1, "L", "b", 4, 20, 0), history.CodeLeaseExpired),
+			lockGet(2, "L", 6, 7, "b", 9),
+			acquireHeld(3, "L", "c", 8, 9),
+		), false, StatusValid},
 
 		// violations
 		{"lock-delay without expiry", hist(

@@ -65,7 +65,9 @@ func fencePassed(code string) (passed, known bool) {
 // lock-delay. Without it, a lock stays held until released.
 //
 // An acquisition or release whose outcome is unknown may or may not have
-// taken effect; both results are kept.
+// taken effect; both results are kept. An acquisition refused with
+// lease_expired counts as unknown: its lease ended while it waited, and it
+// may have been granted in between.
 func LockStep(s LockState, ev *Event, out *history.Output, mayExpire bool) []LockState {
 	next := lockStep(s, ev, out, nil)
 	if mayExpire && s.Held {
@@ -83,7 +85,7 @@ func lockStep(s LockState, ev *Event, out *history.Output, next []LockState) []L
 	case unknown && op.Kind != history.Acquire && op.Kind != history.Release:
 		return append(next, s) // keep-alives, reads and fenced writes: no effect on the lock
 	case op.Kind == history.Acquire:
-		if unknown {
+		if unknown || out.Error == history.CodeLeaseExpired {
 			next = append(next, s)
 			if !s.Held {
 				next = append(next, LockState{Held: true, Last: s.Last})
