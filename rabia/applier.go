@@ -178,6 +178,7 @@ const (
 	methodFetch    uint8 = 1
 	methodSnapshot uint8 = 2
 	methodTime     uint8 = 3 // see syncTime
+	// methodRecover = 4: see recovery.go
 )
 
 const (
@@ -307,7 +308,7 @@ func (r *replica) fetchSnapshot(ctx context.Context, peer int) error {
 }
 
 // serveRPC answers catch-up requests from members.
-func (r *replica) serveRPC(_ context.Context, from string, method uint8, req []byte) ([]byte, error) {
+func (r *replica) serveRPC(ctx context.Context, from string, method uint8, req []byte) ([]byte, error) {
 	if _, ok := r.byID[from]; !ok {
 		return nil, fmt.Errorf("%w: %q is not a member", abacus.ErrInvalidArgument, from)
 	}
@@ -346,6 +347,8 @@ func (r *replica) serveRPC(_ context.Context, from string, method uint8, req []b
 		return append(out, data...), nil
 	case methodTime:
 		return r.serveTime(req)
+	case methodRecover:
+		return r.serveRecover(ctx, req)
 	}
 	return nil, fmt.Errorf("%w: unknown method %d", abacus.ErrInvalidArgument, method)
 }

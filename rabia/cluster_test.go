@@ -419,3 +419,49 @@ func TestRestartCatchesUpFromLog(t *testing.T) {
 		t.Fatalf("the restarted node has a snapshot (%v): it did not catch up from the log", err)
 	}
 }
+
+// TestMajorityCrashRecovers cuts two nodes of three off and has each
+// propose in a slot that cannot decide, then closes them as a crash would
+// leave them. Restarted, they may not vote again in those slots, and the
+// third node cannot decide them alone: the replicas must agree that nobody
+// decided them and end them as null, then carry on.
+func TestMajorityCrashRecovers(t *testing.T) {
+	rec := testcluster.NewRecorder()
+	c := newCluster(t, 3, testcluster.WithLogger(rec))
+	addN(t, c, "m", 60, 0, 1, 2)
+	for _, i := range []int{1, 2} {
+		if err := c.Nodes[i].Faults().Isolate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A write through a cut-off node waits long enough for it to start a
+	// slot with the write's batch (once its peers have been silent for a
+	// few ticks).
+	var cut sync.WaitGroup
+	for _, i := range []int{1, 2} {
+		cut.Add(1)
+		go func() {
+			defer cut.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			if _, err := c.Nodes[i].Add(ctx, "cut", 1); !errors.Is(err, abacus.ErrIndeterminate) {
+				t.Errorf("add on a cut-off node: %v, want ErrIndeterminate", err)
+			}
+		}()
+	}
+	cut.Wait()
+	var stop sync.WaitGroup
+	for _, i := range []int{1, 2} {
+		stop.Add(1)
+		go func() { defer stop.Done(); c.Stop(i) }()
+	}
+	stop.Wait()
+	c.Start(1)
+	c.Start(2)
+	addN(t, c, "m", 30, 0, 1, 2)
+	c.Converge("m", 90)
+	c.StateHash()
+	if rec.Count("ending slots nobody can decide as null") == 0 {
+		t.Fatal("the cluster carried on without recovering a slot: the crash left none undecided")
+	}
+}

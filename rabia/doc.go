@@ -150,10 +150,14 @@
 // restart, even of the whole cluster, and a crash of the whole cluster
 // while it is quiet leave only decided slots to learn. A crash of one
 // replica costs nothing (the others decide the slots it must learn). A
-// crash of a majority at once while slots are in flight may leave a slot
-// that a majority voted in but nobody decided; those replicas can only
-// learn it, so the cluster stops at that slot: a limitation of this design,
-// since the engine keeps no votes on disk.
+// crash of a majority at once while slots are in flight may leave slots
+// that a majority voted in and nobody decided, which those replicas may
+// only learn and the others cannot decide alone. Recovery (recovery.go)
+// ends them: once every replica is back and has promised, durably, never
+// to vote in them again, and none had decided them, they are decided
+// null and their batches proposed again. Keeping no votes on disk costs
+// the cluster a wait for all its members in that case only, instead of
+// syncs on every round of every slot.
 //
 // Catching up: replicas exchange their applied slot every
 // Options.TickInterval. A replica far behind a peer (64 slots) or making

@@ -42,6 +42,7 @@ func (r *replica) loop() {
 			r.engine.Tick()
 			r.broadcast(encodeStatusFrame(r.applied.Load(), r.stamp(0)))
 			r.maybeCatchUp()
+			r.maybeRecover()
 			r.maybeTick()
 		case <-r.appliedCh:
 			r.onApplied()
@@ -58,7 +59,7 @@ func (r *replica) loop() {
 }
 
 func (r *replica) handle(in inbound) {
-	if in.kind != inFetched {
+	if in.kind != inFetched && in.kind != inRecover {
 		r.lastHeard[in.from] = time.Now()
 	}
 	switch in.kind {
@@ -75,6 +76,8 @@ func (r *replica) handle(in inbound) {
 		r.enqueue(in.v, false)
 	case inStatus:
 		r.peerApplied[in.from] = max(r.peerApplied[in.from], in.applied)
+	case inRecover:
+		r.recoverStep(in.rec)
 	case inFetched:
 		if in.d.slot < r.engine.Floor() || !r.inWindow(in.d.slot) {
 			return
@@ -385,7 +388,7 @@ func (r *replica) decide(ds []wmvc.Decision) {
 // slot really proposed in once this replica has been idle for a while (no
 // open slot, nothing proposed for idleMark), so that a crash of the whole
 // cluster while it is quiet leaves no reserved slot learn-only on every
-// replica (such a slot could never decide).
+// replica (such a slot would need recovery, see recovery.go).
 func (r *replica) trimMark() {
 	if len(r.open) > 0 || !r.hasTop || !r.hasHWM || r.hwm <= r.proposedTop || time.Since(r.lastPropose) < idleMark {
 		return

@@ -90,14 +90,16 @@ type replica struct {
 	waitMu  sync.Mutex
 	waiting map[string]*ownBatch
 
-	applied  atomic.Uint64 // slots applied: the first unapplied slot
-	fetching atomic.Bool
-	ticking  atomic.Bool
-	closed   atomic.Bool
-	est      smClock       // this replica's estimate of state-machine time
-	timed    chan struct{} // closed once the cluster's time is learned (see syncTime)
-	drain    chan struct{} // closed by Close: start and join no more slots
-	drained  chan struct{} // closed by the loop once draining and no slot of ours is open
+	applied    atomic.Uint64 // slots applied: the first unapplied slot
+	fetching   atomic.Bool
+	recovering atomic.Bool  // a recovery round runs (see recovery.go)
+	lastRound  atomic.Int64 // when the last one ended, in Unix nanoseconds
+	ticking    atomic.Bool
+	closed     atomic.Bool
+	est        smClock       // this replica's estimate of state-machine time
+	timed      chan struct{} // closed once the cluster's time is learned (see syncTime)
+	drain      chan struct{} // closed by Close: start and join no more slots
+	drained    chan struct{} // closed by the loop once draining and no slot of ours is open
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -125,6 +127,8 @@ type replica struct {
 	peerApplied []uint64
 	lastApplied uint64
 	stuckTicks  int
+	stalled     time.Time // when this replica began to wait on a slot it may only learn
+	stalledAt   uint64    // that slot
 }
 
 // pending is one proposal waiting for its batch to apply.
@@ -159,6 +163,7 @@ const (
 	inBatch
 	inStatus
 	inFetched
+	inRecover
 )
 
 type inbound struct {
@@ -168,6 +173,7 @@ type inbound struct {
 	v       *wmvc.Value
 	applied uint64
 	d       decided
+	rec     *recoverReq
 }
 
 func open(env *abacus.Env, opts Options) (*replica, error) {
@@ -327,7 +333,8 @@ func (r *replica) Close() error {
 	}
 	// Let the slots this replica voted in decide before it stops: after a
 	// restart it may only learn them (it cannot vote again), so a slot
-	// left open on a majority of stopped replicas could never decide.
+	// left open on a majority of stopped replicas would need a recovery
+	// round (recovery.go) to end.
 	close(r.drain)
 	t := time.NewTimer(drainTimeout)
 	select {
@@ -342,7 +349,7 @@ func (r *replica) Close() error {
 	r.wg.Wait()
 	// The loop has stopped: no more proposals. Record the exact mark, so
 	// that after a restart this replica learns only the slots it really
-	// voted in (a reserved slot learnt by a majority could never decide).
+	// voted in (a reserved slot learnt by a majority would need recovery).
 	if r.hasTop && r.hwm > r.proposedTop {
 		if err := r.store.SaveMark(r.proposedTop); err != nil {
 			r.log.Error("rabia: recording the proposal mark", "err", err)

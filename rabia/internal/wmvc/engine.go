@@ -267,6 +267,83 @@ func (e *Engine) Learn(slot uint64) error {
 	return nil
 }
 
+// SlotState is this replica's part in a slot.
+type SlotState uint8
+
+// Slot states, as State reports them.
+const (
+	// SlotVoting: undecided here, and this replica may still vote in it
+	// (whether or not it has started).
+	SlotVoting SlotState = iota
+	// SlotLearnOnly: undecided here, and this replica will never vote in
+	// it (Learn or Abandon).
+	SlotLearnOnly
+	// SlotDecided: decided here (or compacted), though the value of a
+	// decision for a batch may still be on its way.
+	SlotDecided
+)
+
+// State returns this replica's part in slot.
+func (e *Engine) State(slot uint64) SlotState {
+	if slot < e.floor {
+		return SlotDecided
+	}
+	in := e.slots[slot]
+	switch {
+	case in == nil:
+		return SlotVoting
+	case in.decided:
+		return SlotDecided
+	case in.learnOnly:
+		return SlotLearnOnly
+	}
+	return SlotVoting
+}
+
+// Abandon stops this replica's part in slot, started or not: from now on
+// it only learns the slot's decision, as after Learn. It does nothing to a
+// decided slot. Abandoning is a promise never to vote in the slot again;
+// the caller must keep it across restarts (by learning the slot after
+// one). It is how replicas recover a slot nobody can decide any more (see
+// DecideNull).
+func (e *Engine) Abandon(slot uint64) error {
+	if slot < e.floor {
+		return nil
+	}
+	if !e.inWindow(slot) {
+		return fmt.Errorf("%w: slot %d, floor %d", ErrSlotOutOfWindow, slot, e.floor)
+	}
+	in := e.instance(slot)
+	if in.decided || in.learnOnly {
+		return nil
+	}
+	in.learnOnly = true
+	in.release()
+	return nil
+}
+
+// DecideNull decides slot null on this replica and announces it. It does
+// nothing to a slot decided here. The caller must know that no replica
+// decided the slot and none ever will in the protocol: every replica has
+// abandoned it (Abandon, or Learn after a restart) and none had decided
+// it. Then null is safe, since no decision exists to contradict, and every
+// replica learns it.
+func (e *Engine) DecideNull(slot uint64) error {
+	if slot < e.floor {
+		return nil
+	}
+	if !e.inWindow(slot) {
+		return fmt.Errorf("%w: slot %d, floor %d", ErrSlotOutOfWindow, slot, e.floor)
+	}
+	in := e.instance(slot)
+	if in.decided {
+		return nil
+	}
+	e.learnDecision(in, &Message{Kind: KindDecision, Slot: slot})
+	e.send(Broadcast, in.decisionMessage())
+	return nil
+}
+
 // Step feeds one message received from replica from. Invalid messages and
 // bad sender indexes return an error (wrapping ErrMalformed or ErrBadPeer)
 // and change nothing; everything else, including duplicates, late and early

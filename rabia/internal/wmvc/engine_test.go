@@ -533,3 +533,81 @@ func digestIf(bit uint8, v *Value) Digest {
 	}
 	return Digest{}
 }
+
+// TestAbandonAndDecideNull recovers a slot nobody can decide any more:
+// replica 0 voted in it, replicas 1 and 2 restarted without their votes
+// and only learn it. Once 0 abandons it too, DecideNull ends it as null on
+// 0 and, through the announcement, on the others; a decided slot is left
+// as it is.
+func TestAbandonAndDecideNull(t *testing.T) {
+	a := valueFor(0, "A")
+	e0 := newTestEngine(t, 0, 3)
+	if err := e0.Propose(0, a); err != nil {
+		t.Fatal(err)
+	}
+	mustStep(t, e0, 1, proposal(0, a)) // e0 moves on to its state round
+	if st := e0.State(0); st != SlotVoting {
+		t.Fatalf("started slot: state %d", st)
+	}
+	if st := e0.State(7); st != SlotVoting {
+		t.Fatalf("untouched slot: state %d", st)
+	}
+	learners := []*Engine{newTestEngine(t, 1, 3), newTestEngine(t, 2, 3)}
+	for _, e := range learners {
+		if err := e.Learn(0); err != nil {
+			t.Fatal(err)
+		}
+		e.Ready()
+		if st := e.State(0); st != SlotLearnOnly {
+			t.Fatalf("learnt slot: state %d", st)
+		}
+	}
+	if err := e0.Abandon(0); err != nil {
+		t.Fatal(err)
+	}
+	if st := e0.State(0); st != SlotLearnOnly {
+		t.Fatalf("abandoned slot: state %d", st)
+	}
+	// Abandoned, it counts nothing: a vote that would have decided it is
+	// ignored.
+	if r := mustStep(t, e0, 1, stateMsg(0, 1, 1)); len(r.Decisions) != 0 || len(r.Messages) != 0 {
+		t.Fatalf("abandoned slot still runs: %+v", r)
+	}
+	if err := e0.Propose(0, a); !errors.Is(err, ErrLearnOnly) {
+		t.Fatalf("propose in an abandoned slot: %v", err)
+	}
+	if err := e0.DecideNull(0); err != nil {
+		t.Fatal(err)
+	}
+	r := e0.Ready()
+	if len(r.Decisions) != 1 || r.Decisions[0].Slot != 0 || r.Decisions[0].Value != nil {
+		t.Fatalf("decisions %+v", r.Decisions)
+	}
+	ann := broadcasts(r, KindDecision)
+	if len(ann) != 1 || ann[0].Bit != 0 {
+		t.Fatalf("announcement %+v", ann)
+	}
+	for i, e := range learners {
+		got := mustStep(t, e, 0, ann[0])
+		if len(got.Decisions) != 1 || got.Decisions[0].Value != nil || e.State(0) != SlotDecided {
+			t.Fatalf("learner %d: %+v", i+1, got.Decisions)
+		}
+	}
+	// Decided slots stay as they are.
+	if err := e0.Abandon(0); err != nil || e0.State(0) != SlotDecided {
+		t.Fatalf("abandon a decided slot: %v, state %d", err, e0.State(0))
+	}
+	if err := e0.DecideNull(0); err != nil {
+		t.Fatal(err)
+	}
+	if r := e0.Ready(); !r.Empty() {
+		t.Fatalf("deciding a decided slot again produced %+v", r)
+	}
+	e0.Compact(0)
+	if e0.State(0) != SlotDecided || e0.Abandon(0) != nil || e0.DecideNull(0) != nil {
+		t.Fatal("compacted slot")
+	}
+	if err := e0.Abandon(DefaultSlotWindow + 5); !errors.Is(err, ErrSlotOutOfWindow) {
+		t.Fatalf("abandon beyond the window: %v", err)
+	}
+}
