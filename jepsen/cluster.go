@@ -91,6 +91,7 @@ type Cluster struct {
 	backend string
 	nodes   []*nodeProc
 	log     *slog.Logger
+	ns      *netns // nil: loopback, faults through the nodes' transport
 
 	mu      sync.Mutex
 	crashes []string // exits the harness did not cause
@@ -202,6 +203,9 @@ func (c *Cluster) Start(id, join string) error {
 		args = append(args, "--join", join)
 	}
 	cmd := exec.Command(c.bin, args...)
+	if c.ns != nil {
+		cmd = c.ns.Command(c.index(id), c.bin, args)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr()
 	fmt.Fprintf(logf, "=== jepsen: starting %s %s\n", c.bin, strings.Join(args, " "))
@@ -342,6 +346,35 @@ func (c *Cluster) Status(ctx context.Context, id string) (httpapi.ClusterStatus,
 // Faults posts a fault request to node id's admin endpoint.
 func (c *Cluster) Faults(ctx context.Context, id string, f httpapi.FaultsRequest) error {
 	return c.node(id).admin.Faults(ctx, 0, f)
+}
+
+// Partition cuts node id off from peers: in the kernel on a cluster with
+// its own network (UseNamespaces), else through id's fault layer. A cut
+// made on one end only may leave the other end's sends going through.
+func (c *Cluster) Partition(ctx context.Context, id string, peers []string) error {
+	if c.ns == nil {
+		return c.Faults(ctx, id, httpapi.FaultsRequest{Partition: peers})
+	}
+	var errs []error
+	for _, p := range peers {
+		errs = append(errs, c.ns.setLink(ctx, c.index(id), c.index(p), false))
+	}
+	return errors.Join(errs...)
+}
+
+// HealNet removes the network faults on node id: its fault layer's, and
+// on a cluster with its own network, the cuts of id's links.
+func (c *Cluster) HealNet(ctx context.Context, id string) error {
+	var errs []error
+	if c.ns != nil {
+		i := c.index(id)
+		for j := 1; j <= len(c.nodes); j++ {
+			if j != i {
+				errs = append(errs, c.ns.setLink(ctx, i, j, true))
+			}
+		}
+	}
+	return errors.Join(append(errs, c.Faults(ctx, id, httpapi.FaultsRequest{Heal: true}))...)
 }
 
 // Leader returns the leader as most running nodes report it, or "" if

@@ -25,8 +25,9 @@ const (
 	// than the lock TTL, then continues it.
 	FaultPause = "pause"
 	// FaultPartition cuts peer links through the nodes' fault-injecting
-	// transport: one node or the leader isolated, majority/minority halves,
-	// and with five nodes a ring and a bridge.
+	// transport, or in the kernel with -netns: one node or the leader
+	// isolated, majority/minority halves, and with five nodes a ring and a
+	// bridge.
 	FaultPartition = "partition"
 	// FaultDelay delays everything the nodes send to each other.
 	FaultDelay = "delay"
@@ -198,7 +199,7 @@ func (n *Nemesis) inject(ctx context.Context, kind string) error {
 		desc, blocks := n.partition(ctx)
 		var errs []error
 		for id, peers := range blocks {
-			errs = append(errs, n.cl.Faults(ctx, id, httpapi.FaultsRequest{Partition: peers}))
+			errs = append(errs, n.cl.Partition(ctx, id, peers))
 		}
 		return errors.Join(append(errs, n.window(ctx, "partition "+desc, n.cl.IDs(), n.jitter(n.Hold), n.healNet))...)
 	case FaultDelay:
@@ -310,7 +311,7 @@ func (n *Nemesis) healNet() error {
 	var errs []error
 	for _, id := range n.cl.IDs() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		errs = append(errs, n.cl.Faults(ctx, id, httpapi.FaultsRequest{Heal: true}))
+		errs = append(errs, n.cl.HealNet(ctx, id))
 		cancel()
 	}
 	return errors.Join(errs...)
@@ -418,7 +419,10 @@ func (n *Nemesis) HealAll(ctx context.Context) error {
 	zero := int64(0)
 	for _, id := range n.cl.IDs() {
 		errs = append(errs, retry(ctx, 15*time.Second, func(ctx context.Context) error {
-			return n.cl.Faults(ctx, id, httpapi.FaultsRequest{Heal: true, ClockOffsetMS: &zero})
+			if err := n.cl.HealNet(ctx, id); err != nil {
+				return err
+			}
+			return n.cl.Faults(ctx, id, httpapi.FaultsRequest{ClockOffsetMS: &zero})
 		}))
 	}
 	n.logf("heal: all faults removed")

@@ -20,8 +20,14 @@
 //	member     remove a node (DELETE /v1/cluster/members/{id}), wipe its data,
 //	           restart it with --join (raft only)
 //
-// Partitions use the in-process transport layer, so no root is needed; a
-// mode using network namespaces is not implemented.
+// Partitions use the in-process transport layer, so no root is needed.
+// With -netns (root and iproute2's ip), every node runs in a network
+// namespace of its own, joined to each peer by a veth pair and to the
+// harness by another, and partitions set the veth pairs down, so the
+// kernel cuts the nodes' real connections; delay, loss and clock faults
+// still go through the admin endpoint:
+//
+//	sudo go run ./jepsen -netns -backend rabia -faults kill,pause,partition -time 60s
 //
 // Workload: counters (add, set, cas, delete, get; half of them add-only,
 // one with a bounded add), locks whose holders make fenced writes, keep
@@ -84,6 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tags := fs.String("tags", "", "build tags for the node program (e.g. abacus_buggy_reads)")
 	checkTimeout := fs.Duration("check-timeout", time.Minute, "porcupine time limit per counter or lock")
 	verbose := fs.Bool("v", false, "log the runner's details to stderr")
+	netns := fs.Bool("netns", false, "run each node in a network namespace of its own and cut partitions in the kernel (root, iproute2)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -126,7 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	o, err := Run(ctx, Config{
 		Bin: *bin, Backend: *backend, Nodes: *nodes, Faults: kinds, Duration: *dur, Seed: *seed,
-		Dir: *out, CheckTimeout: *checkTimeout, Progress: stderr, Log: log,
+		Dir: *out, CheckTimeout: *checkTimeout, Progress: stderr, Log: log, NetNS: *netns,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "jepsen:", err)

@@ -61,6 +61,9 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Log receives the runner's structured log. Default: discard.
 	Log *slog.Logger
+	// NetNS runs every node in a network namespace of its own and cuts
+	// partitions in the kernel (root and iproute2 only; see netns).
+	NetNS bool
 }
 
 // Figures are a run's numbers for reports.
@@ -164,6 +167,16 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	cl, err := NewCluster(cfg.Bin, cfg.Backend, cfg.Dir, cfg.Nodes, log)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.NetNS {
+		if err := cl.UseNamespaces(ctx); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := cl.Teardown(); err != nil {
+				log.Warn("removing the network namespaces", "err", err)
+			}
+		}()
 	}
 	defer cl.StopAll(5 * time.Second)
 	progress := func(format string, args ...any) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -21,18 +22,23 @@ import (
 	"github.com/abacuskit/abacus/jepsen/internal/history"
 )
 
-// shortRun runs the harness once against bin and returns its outcome.
-func shortRun(t *testing.T, bin, backend string, faults []string, seed uint64, dur time.Duration) *Outcome {
+// shortRun runs the harness once against bin and returns its outcome;
+// opts adjust its configuration.
+func shortRun(t *testing.T, bin, backend string, faults []string, seed uint64, dur time.Duration, opts ...func(*Config)) *Outcome {
 	t.Helper()
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	o, err := Run(ctx, Config{
+	cfg := Config{
 		Bin: bin, Backend: backend, Nodes: 3, Faults: faults, Duration: dur, Seed: seed, Workload: DefaultWorkload(),
 		Dir: runDir(t), Quiet: 700 * time.Millisecond, Hold: 1500 * time.Millisecond,
 		CheckTimeout: 30 * time.Second, Progress: &progress, ProgressEvery: time.Second,
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	o, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
 	}
@@ -200,6 +206,45 @@ func TestShortRuns(t *testing.T) {
 				requireValid(t, shortRun(t, bin, backend, faults, uint64(100+i), dur))
 			})
 		}
+	}
+}
+
+// TestNamespaceRun runs a short partition run with every node in a network
+// namespace of its own and the partitions cut in the kernel, and requires a
+// valid verdict and no namespace left behind. It needs root and iproute2.
+func TestNamespaceRun(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("network namespaces need iproute2's ip")
+	}
+	bin := buildNode(t, "")
+	o := shortRun(t, bin, "raft", []string{FaultPartition}, 105, 4*time.Second, func(c *Config) { c.NetNS = true })
+	requireValid(t, o)
+	nodeLog, err := os.ReadFile(filepath.Join(o.Dir, "nodes", "n1.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`--peer-addr 10\.77\.(\d+)\.1:7000`).FindSubmatch(nodeLog)
+	if m == nil {
+		t.Fatalf("node n1 did not run on a namespace address:\n%.500s", nodeLog)
+	}
+	logs, _ := filepath.Glob(filepath.Join(o.Dir, "nodes", "*.log"))
+	cut := false
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		cut = cut || strings.Contains(string(b), "network is unreachable")
+	}
+	if !cut {
+		t.Errorf("no node saw a link cut in the kernel")
+	}
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prefix := "abj" + string(m[1]) + "n"; strings.Contains(string(out), prefix) {
+		t.Fatalf("namespaces %s* left behind:\n%s", prefix, out)
 	}
 }
 
