@@ -307,15 +307,9 @@ func (e *Engine) State(slot uint64) SlotState {
 // one). It is how replicas recover a slot nobody can decide any more (see
 // DecideNull).
 func (e *Engine) Abandon(slot uint64) error {
-	if slot < e.floor {
-		return nil
-	}
-	if !e.inWindow(slot) {
-		return fmt.Errorf("%w: slot %d, floor %d", ErrSlotOutOfWindow, slot, e.floor)
-	}
-	in := e.instance(slot)
-	if in.decided || in.learnOnly {
-		return nil
+	in, err := e.undecided(slot)
+	if in == nil || in.learnOnly {
+		return err
 	}
 	in.learnOnly = true
 	in.release()
@@ -329,19 +323,28 @@ func (e *Engine) Abandon(slot uint64) error {
 // it. Then null is safe, since no decision exists to contradict, and every
 // replica learns it.
 func (e *Engine) DecideNull(slot uint64) error {
-	if slot < e.floor {
-		return nil
-	}
-	if !e.inWindow(slot) {
-		return fmt.Errorf("%w: slot %d, floor %d", ErrSlotOutOfWindow, slot, e.floor)
-	}
-	in := e.instance(slot)
-	if in.decided {
-		return nil
+	in, err := e.undecided(slot)
+	if in == nil {
+		return err
 	}
 	e.learnDecision(in, &Message{Kind: KindDecision, Slot: slot})
 	e.send(Broadcast, in.decisionMessage())
 	return nil
+}
+
+// undecided returns slot's instance when the slot is in the window and not
+// decided here; nil (and an error if it is beyond the window) otherwise.
+func (e *Engine) undecided(slot uint64) (*instance, error) {
+	if slot < e.floor {
+		return nil, nil
+	}
+	if !e.inWindow(slot) {
+		return nil, fmt.Errorf("%w: slot %d, floor %d", ErrSlotOutOfWindow, slot, e.floor)
+	}
+	if in := e.instance(slot); !in.decided {
+		return in, nil
+	}
+	return nil, nil
 }
 
 // Step feeds one message received from replica from. Invalid messages and
