@@ -178,7 +178,7 @@ const (
 	methodFetch    uint8 = 1
 	methodSnapshot uint8 = 2
 	methodTime     uint8 = 3 // see syncTime
-	// methodRecover = 4: see recovery.go
+	methodRecover  uint8 = 4 // see recovery.go
 )
 
 const (

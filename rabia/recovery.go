@@ -41,11 +41,9 @@ import (
 // slot, which the replicas that may vote can still decide, from being
 // abandoned.
 
-// methodRecover is the RPC of a recovery round: request [u8 op][u64
-// from][u64 to]; answer one byte per slot of [from, to], its
-// wmvc.SlotState on the answering replica.
-const methodRecover uint8 = 4
-
+// A recovery step travels as methodRecover: request [u8 op][u64 from][u64
+// to]; answer one byte per slot of [from, to], its wmvc.SlotState on the
+// answering replica.
 const (
 	recoverQuery   byte = 0
 	recoverAbandon byte = 1
