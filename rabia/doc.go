@@ -170,8 +170,9 @@
 // # Transport
 //
 // Protocol messages, batches and status travel on the node's peer port as
-// fire-and-forget messages (transport.Mux.Messenger, KindRabia), catch-up
-// requests as RPCs (KindRPC); mutual TLS, when configured, covers both.
+// fire-and-forget messages (transport.Mux.Messenger, KindRabia); catch-up,
+// time and recovery requests as RPCs (KindRPC); mutual TLS, when
+// configured, covers both.
 // Lost messages are repeated by the engine on every TickInterval. Every
 // length a peer sends is bounded before allocation.
 //
