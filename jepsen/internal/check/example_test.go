@@ -32,6 +32,6 @@ func Example() {
 	v = check.Run(context.Background(), check.Input{History: h, FinalReads: finals}, check.Options{Timeout: 10 * time.Second})
 	fmt.Println(v.Status, v.Check(check.NameLostWrites).Violations[0].Message)
 	// Output:
-	// valid: linearizable=valid locks=skipped counter-bounds=valid lost-writes=valid convergence=valid exactly-once=skipped | 3 ops (2 ok, 0 fail, 1 info), longest gap without a write 890ns
+	// valid: linearizable=valid locks=skipped counter-bounds=valid lost-writes=valid convergence=valid exactly-once=skipped | 3 ops (2 ok, 0 fail, 1 info), longest gap without a write 10ns
 	// invalid final read on n2 saw 0; acknowledged adds give 1 and unknown ones allow [1, 2]
 }

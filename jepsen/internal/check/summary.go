@@ -37,7 +37,8 @@ type Summary struct {
 	Duration int64 `json:"duration_ns"`
 	// LongestWriteGap is the longest period with no write acknowledged as
 	// applied (counter writes, acquisitions, releases): from the start of
-	// the run to the first, between two, or from the last to the end.
+	// the run to the first, between two, or from the last to the last
+	// write sent (writes in flight when the clients stop are no gap).
 	LongestWriteGap Gap `json:"longest_write_gap"`
 }
 
@@ -46,6 +47,7 @@ type Summary struct {
 func Summarize(h *history.History) Summary {
 	s := Summary{Ops: len(h.Ops), Faults: len(h.Faults), ByKind: map[history.Kind]Counts{}, Duration: h.End()}
 	var writes []int64
+	lastSent := int64(-1)
 	for i := range h.Ops {
 		op := &h.Ops[i]
 		c := s.ByKind[op.Kind]
@@ -64,13 +66,22 @@ func Summarize(h *history.History) Summary {
 			c.Info++
 		}
 		s.ByKind[op.Kind] = c
-		if op.Applied() && op.Kind != history.KeepAlive {
+		if op.Kind == history.KeepAlive {
+			continue
+		}
+		if op.Applied() {
 			writes = append(writes, op.Return)
 		}
+		if op.Writes() {
+			lastSent = max(lastSent, op.Call)
+		}
+	}
+	if lastSent < 0 {
+		lastSent = s.Duration
 	}
 	slices.Sort(writes)
 	prev := int64(0)
-	for _, t := range append(writes, s.Duration) {
+	for _, t := range append(writes, lastSent) {
 		if t-prev > s.LongestWriteGap.Nanos {
 			s.LongestWriteGap = Gap{Start: prev, End: t, Nanos: t - prev}
 		}

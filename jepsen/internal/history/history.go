@@ -279,19 +279,23 @@ func (op *Op) Validate() error {
 // Fenced reports whether op is a fenced counter write.
 func (op *Op) Fenced() bool { return op.In.Fence != nil }
 
+// Writes reports whether op is a write: one that may change state,
+// whatever its outcome.
+func (op *Op) Writes() bool {
+	switch op.Kind {
+	case Add, Set, Delete, CAS, Acquire, Release, KeepAlive, InstanceCreate, InstanceKeepAlive, InstanceDelete:
+		return true
+	}
+	return false
+}
+
 // Applied reports whether op definitely changed state: an Ok write without
 // a refusal (a CAS only if it swapped). Reads are never applied.
 func (op *Op) Applied() bool {
-	if op.Outcome != Ok || op.Out.Error != "" {
+	if !op.Writes() || op.Outcome != Ok || op.Out.Error != "" {
 		return false
 	}
-	switch op.Kind {
-	case Add, Set, Delete, Acquire, Release, KeepAlive, InstanceCreate, InstanceKeepAlive, InstanceDelete:
-		return true
-	case CAS:
-		return op.Out.Swapped
-	}
-	return false
+	return op.Kind != CAS || op.Out.Swapped
 }
 
 // String describes op in one line, for reports.
