@@ -2,6 +2,8 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"time"
 
@@ -23,7 +25,26 @@ type raftLayer struct {
 
 var _ raft.StreamLayer = (*raftLayer)(nil)
 
-func (r *raftLayer) Accept() (net.Conn, error) { return r.ln.Accept() }
+func (r *raftLayer) Accept() (net.Conn, error) {
+	c, err := r.ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return raftConn{c}, nil
+}
+
+// raftConn reports a connection closed by this node as the end of its
+// stream. hashicorp/raft's transport logs any other read error at ERROR,
+// and a node closing its own connections at shutdown is no error.
+type raftConn struct{ net.Conn }
+
+func (c raftConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if errors.Is(err, net.ErrClosed) {
+		err = io.EOF
+	}
+	return n, err
+}
 
 func (r *raftLayer) Close() error { return r.ln.Close() }
 
