@@ -35,9 +35,9 @@ type Config struct {
 	// TLS, when set, is used for all node-to-node traffic, which becomes
 	// mutual TLS: it must carry this node's certificate and the CA pool that
 	// verifies peers (RootCAs and ClientCAs). It admits any peer whose
-	// certificate the pool verifies, under whatever node id the peer gives:
-	// use a CA that signs the cluster's nodes only. To tie certificates to
-	// node ids, set VerifyPeerCertificate or VerifyConnection.
+	// certificate the pool verifies, under whatever node id the peer gives
+	// (certificates are not tied to node ids): use a CA that signs the
+	// cluster's nodes only.
 	TLS *tls.Config
 	// Logger receives the node's logs. Default: slog.Default().
 	Logger *slog.Logger
