@@ -248,11 +248,15 @@ func TestSummarize(t *testing.T) {
 	if g := Summarize(hist(get(0, "c", 10, 20, 0))).LongestWriteGap; g != (Gap{0, 20, 20}) {
 		t.Fatalf("no writes: gap %+v", g)
 	}
-	// Writes still in flight when the clients stop make no gap; writes
-	// sent and never acknowledged do.
+	// Writes answered after the last success make no gap; writes sent and
+	// never answered definitely do.
 	tail := hist(add(0, "c", 1, 0, 5, 1), info(add(1, "c", 1, 20, 900, 0)))
 	if g := Summarize(tail).LongestWriteGap; g != (Gap{5, 20, 15}) {
 		t.Fatalf("write in flight at the end: gap %+v", g)
+	}
+	refused := hist(add(0, "c", 1, 0, 5, 1), addRefused(1, "c", 1, 500, 510, history.CodeOverflow))
+	if g := Summarize(refused).LongestWriteGap; g != (Gap{0, 5, 5}) {
+		t.Fatalf("a refusal at the end: gap %+v", g)
 	}
 	stuck := hist(add(0, "c", 1, 0, 5, 1), info(add(1, "c", 1, 20, 900, 0)), fail(add(1, "c", 1, 900, 1000, 0)))
 	if g := Summarize(stuck).LongestWriteGap; g != (Gap{5, 900, 895}) {

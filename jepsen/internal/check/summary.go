@@ -38,7 +38,8 @@ type Summary struct {
 	// LongestWriteGap is the longest period with no write acknowledged as
 	// applied (counter writes, acquisitions, releases): from the start of
 	// the run to the first, between two, or from the last to the last
-	// write sent (writes in flight when the clients stop are no gap).
+	// write sent that got no definite answer (so the clients' last
+	// requests, answered after they were told to stop, make no gap).
 	LongestWriteGap Gap `json:"longest_write_gap"`
 }
 
@@ -72,12 +73,12 @@ func Summarize(h *history.History) Summary {
 		if op.Applied() {
 			writes = append(writes, op.Return)
 		}
-		if op.Writes() {
+		if op.Writes() && op.Outcome != history.Ok {
 			lastSent = max(lastSent, op.Call)
 		}
 	}
-	if lastSent < 0 {
-		lastSent = s.Duration
+	if len(writes) == 0 {
+		lastSent = max(lastSent, s.Duration)
 	}
 	slices.Sort(writes)
 	prev := int64(0)
