@@ -516,10 +516,11 @@ func (c *Conn) Close() error {
 }
 
 // RemoteID returns the peer's node id of a connection obtained from a Mux
-// (directly or through a Listener), or "" for any other connection.
+// (directly, through a Listener or through RaftStreamLayer), or "" for any
+// other connection.
 func RemoteID(c net.Conn) string {
-	if tc, ok := c.(*Conn); ok {
-		return tc.remoteID
+	if rc, ok := c.(interface{ RemoteID() string }); ok {
+		return rc.RemoteID()
 	}
 	return ""
 }

@@ -38,6 +38,9 @@ func (r *raftLayer) Accept() (net.Conn, error) {
 // and a node closing its own connections at shutdown is no error.
 type raftConn struct{ net.Conn }
 
+// RemoteID returns the peer's node id (see RemoteID).
+func (c raftConn) RemoteID() string { return RemoteID(c.Conn) }
+
 func (c raftConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if errors.Is(err, net.ErrClosed) {

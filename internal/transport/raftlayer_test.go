@@ -48,6 +48,12 @@ func TestRaftStreamLayerRoundTrip(t *testing.T) {
 	if _, err := io.ReadFull(sc, buf); err != nil || string(buf) != "ping" {
 		t.Fatalf("read %q %v", buf, err)
 	}
+	// A connection this node closed ends its stream: no read error for
+	// hashicorp/raft to log.
+	sc.Close()
+	if _, err := sc.Read(buf); err != io.EOF {
+		t.Fatalf("read after close = %v, want io.EOF", err)
+	}
 	// Closing the stream layer closes only the raft listener.
 	if err := lb.Close(); err != nil {
 		t.Fatal(err)
