@@ -215,6 +215,14 @@ func (c *Client) NodeStatus(ctx context.Context, i int) (httpapi.ClusterStatus, 
 	return out, err
 }
 
+// NodeState returns the state-machine hash of the node at endpoint i, with
+// the log position it covers (no failover).
+func (c *Client) NodeState(ctx context.Context, i int) (httpapi.StateResponse, error) {
+	var out httpapi.StateResponse
+	err := c.do(ctx, call{method: "GET", path: "/v1/cluster/state", out: &out, kind: read, endpoint: c.index(i)})
+	return out, err
+}
+
 // AddMember joins a node (started to join) to the cluster.
 func (c *Client) AddMember(ctx context.Context, m httpapi.JoinRequest) (httpapi.ClusterStatus, error) {
 	var out httpapi.ClusterStatus

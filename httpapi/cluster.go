@@ -28,6 +28,17 @@ func (h *Handler) status() ClusterStatus {
 
 func (h *Handler) cluster(*request) (any, error) { return h.status(), nil }
 
+// state hashes this node's state machine. It encodes the whole state, so
+// its cost grows with the number of counters, leases and sessions.
+func (h *Handler) state(*request) (any, error) {
+	s := h.node.FSM().Snapshot()
+	hash, err := s.Hash()
+	if err != nil {
+		return nil, err
+	}
+	return StateResponse{AppliedIndex: s.Index(), Hash: hash}, nil
+}
+
 // join adds a node (started with Config.Join) to the cluster and records
 // its HTTP address. The reply is the cluster status, HTTP addresses
 // included, so the new node learns them.

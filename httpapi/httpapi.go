@@ -131,6 +131,7 @@ func New(node *abacus.Node, opts ...Option) *Handler {
 		{method: "POST", path: "/v1/instances/{}/keepalive", write: true, fn: h.keepAliveInstance},
 		{method: "DELETE", path: "/v1/instances/{}", write: true, fn: h.deleteInstance},
 		{method: "GET", path: "/v1/cluster", fn: h.cluster},
+		{method: "GET", path: "/v1/cluster/state", fn: h.state},
 		{method: "POST", path: "/v1/cluster/members", write: true, fn: h.join},
 		{method: "DELETE", path: "/v1/cluster/members/{}", write: true, fn: h.removeMember},
 		{method: "POST", path: "/v1/cluster/leadership-transfer", write: true, fn: h.transfer},

@@ -421,3 +421,27 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestStateEndpoint: GET /v1/cluster/state hashes the node's state machine
+// at the position it reports, and the hash moves with a write.
+func TestStateEndpoint(t *testing.T) {
+	c, srv := newServer(t)
+	before := call(t, srv, "GET", "/v1/cluster/state", "")
+	if before.status != 200 {
+		t.Fatalf("state: %d %s", before.status, before.raw)
+	}
+	want, err := c.Nodes[0].FSM().Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.body["hash"] != want || before.body["applied_index"] != float64(c.Nodes[0].FSM().Index()) {
+		t.Fatalf("state %v, want hash %s at index %d", before.body, want, c.Nodes[0].FSM().Index())
+	}
+	if r := call(t, srv, "POST", "/v1/counters/h/add", `{"delta": 1}`); r.status != 200 {
+		t.Fatalf("add: %d %s", r.status, r.raw)
+	}
+	after := call(t, srv, "GET", "/v1/cluster/state", "")
+	if after.body["hash"] == before.body["hash"] || after.body["applied_index"].(float64) <= before.body["applied_index"].(float64) {
+		t.Fatalf("state after a write %v, before %v", after.body, before.body)
+	}
+}

@@ -230,6 +230,14 @@ type ClusterStatus struct {
 	Members      []MemberInfo `json:"members"`
 }
 
+// StateResponse is the reply to GET /v1/cluster/state (an addition to
+// API.md): a hash of this node's state machine and the log position it
+// has applied. Nodes that applied the same position have equal hashes.
+type StateResponse struct {
+	AppliedIndex uint64 `json:"applied_index"`
+	Hash         string `json:"hash"`
+}
+
 // JoinRequest is the body of POST /v1/cluster/members. Voter defaults to
 // true.
 type JoinRequest struct {

@@ -27,11 +27,12 @@ const (
 	RunFile      = "run.json"
 )
 
-// ConvergenceMethod says how convergence is judged: the HTTP API has no
-// state-hash endpoint, so after healing the runner waits until every node
-// has applied the highest commit index any node reports (GET /v1/cluster)
-// and then reads every counter from every node with consistency=stale.
-const ConvergenceMethod = "applied_index from GET /v1/cluster, then final stale reads of every counter from every node"
+// ConvergenceMethod says how convergence is judged: after healing, the
+// runner waits until every node has applied the highest commit index any
+// node reports (GET /v1/cluster), reads every counter from every node with
+// consistency=stale, and compares the nodes' state hashes taken at one
+// applied index (GET /v1/cluster/state).
+const ConvergenceMethod = "applied_index from GET /v1/cluster, final stale reads of every counter from every node, state hashes at one applied index from GET /v1/cluster/state"
 
 // Config is one run of the harness.
 type Config struct {
@@ -284,6 +285,11 @@ wait:
 	finals, fnotes := finalReads(ctx, cl, wl.CounterNames())
 	notes = append(notes, fnotes...)
 	in.FinalReads = finals
+	states, snote := stateHashes(ctx, cl, 15*time.Second)
+	if snote != "" {
+		notes = append(notes, snote)
+	}
+	in.NodeStates = states
 	progress("%d final reads from %d nodes; checking %d ops", len(finals), cfg.Nodes, len(h.Ops))
 
 	v := check.Run(ctx, in, check.Options{Timeout: cfg.CheckTimeout, Logger: log})
@@ -459,6 +465,38 @@ func instancesEnded(ctx context.Context, cl *Cluster, names []string, limit time
 
 // finalReads waits until every node has applied everything committed,
 // then reads every counter from every node with consistency=stale.
+// stateHashes asks every node for its state hash until all report one
+// applied index (time keeps moving the index while leases are pending, so
+// a round may straddle an entry), and returns the hashes at that index. A
+// note says why there are none when no round agreed within limit.
+func stateHashes(ctx context.Context, cl *Cluster, limit time.Duration) ([]check.NodeState, string) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	last := "no round of state hashes"
+	for {
+		states := make([]check.NodeState, 0, len(cl.nodes))
+		indexes := map[uint64]bool{}
+		for _, n := range cl.nodes {
+			st, err := n.admin.NodeState(ctx, 0)
+			if err != nil {
+				last = fmt.Sprintf("state hash of %s: %v", n.id, err)
+				break
+			}
+			states = append(states, check.NodeState{Node: n.id, Hash: st.Hash})
+			indexes[st.AppliedIndex] = true
+		}
+		if len(states) == len(cl.nodes) && len(indexes) == 1 {
+			return states, ""
+		}
+		if len(states) == len(cl.nodes) {
+			last = fmt.Sprintf("nodes at %d different applied indexes", len(indexes))
+		}
+		if pause(ctx, 20*time.Millisecond) != nil {
+			return nil, "state hashes not compared: " + last
+		}
+	}
+}
+
 func finalReads(ctx context.Context, cl *Cluster, names []string) ([]check.FinalRead, []string) {
 	var notes []string
 	if err := settle(ctx, cl); err != nil {

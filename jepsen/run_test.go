@@ -47,6 +47,9 @@ func shortRun(t *testing.T, bin, backend string, faults []string, seed uint64, d
 	if len(faults) > 0 && o.Info.Figures.Faults == 0 {
 		t.Errorf("no fault was injected\nprogress:\n%s", progress.String())
 	}
+	if c := o.Verdict.Check(check.NameConvergence); c == nil || !strings.HasPrefix(c.Detail, "3 node states") {
+		t.Errorf("convergence did not compare the nodes' state hashes: %+v (notes %q)", c, o.Info.Notes)
+	}
 	for _, f := range []string{"history.jsonl", "results.json", "verdict.txt", RunFile, FaultLogFile, "nodes/n1.log"} {
 		if _, err := os.Stat(filepath.Join(o.Dir, f)); err != nil {
 			t.Errorf("run directory lacks %s: %v", f, err)
