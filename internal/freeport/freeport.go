@@ -9,6 +9,13 @@
 // from below the ephemeral range instead, where only listeners that chose
 // them explicitly can collide, and a set of ports is held open until the
 // whole set is chosen, so its members are distinct.
+//
+// Listeners that chose them explicitly are mostly other processes using
+// this package (test binaries run in parallel), and a port is free for a
+// while between the runs of one node (a restart). So each port handed out
+// is also reserved for the rest of the process's life with an advisory
+// lock (see reserve), and no process using this package hands it out
+// again meanwhile.
 package freeport
 
 import (
@@ -41,9 +48,14 @@ func Addrs(n int) ([]string, error) {
 		if tries >= attempts*n {
 			return nil, fmt.Errorf("freeport: no free port in [%d, %d) after %d tries", lowest, hi, tries)
 		}
-		addr := "127.0.0.1:" + strconv.Itoa(lowest+rand.IntN(hi-lowest))
+		port := lowest + rand.IntN(hi-lowest)
+		addr := "127.0.0.1:" + strconv.Itoa(port)
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
+			continue
+		}
+		if !reserve(port) {
+			ln.Close()
 			continue
 		}
 		held = append(held, ln)
