@@ -88,6 +88,15 @@ func requireValid(t *testing.T, o *Outcome) {
 			fmt.Fprintf(&b, "  %s: %s\n", v.Key, v.Message)
 		}
 	}
+	if len(o.Info.Crashes) > 0 {
+		// The run directory goes with the test: keep the nodes' last words.
+		logs, _ := filepath.Glob(filepath.Join(o.Dir, "nodes", "*.log"))
+		for _, l := range logs {
+			data, _ := os.ReadFile(l)
+			lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+			fmt.Fprintf(&b, "--- last lines of %s:\n%s\n", filepath.Base(l), strings.Join(lines[max(0, len(lines)-8):], "\n"))
+		}
+	}
 	t.Fatalf("verdict %s, crashes %q (run directory %s)\n%s", o.Line, o.Info.Crashes, o.Dir, b.String())
 }
 
