@@ -8,6 +8,7 @@
 //	abacus watch NAME               # one line per change
 //	abacus lock NAME [--ttl 10s] [--wait 30s] -- CMD [ARGS...]
 //	abacus status                   # members, leader, applied index
+//	abacus state                    # every endpoint's applied index and state hash
 //
 // Endpoints come from --cluster URL,URL,... or ABACUS_CLUSTER (default:
 // the three nodes of `go run ./examples/cluster -serve`); the client fails
@@ -96,6 +97,7 @@ commands:
   lock NAME [--ttl 10s] [--wait 30s] [--holder ID] -- CMD [ARGS...]
                                         runs CMD holding the lock (ABACUS_LOCK_TOKEN is its token)
   status                                members, leader, applied index
+  state                                 every endpoint's applied index and state hash
 
 flags (anywhere on the line):
   --cluster URL,...  endpoints (default $ABACUS_CLUSTER, else the -serve cluster on 127.0.0.1:8101-8103)
@@ -239,6 +241,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.lock(ctx, args)
 	case "status":
 		return c.status(ctx, args)
+	case "state":
+		return c.state(ctx, args)
 	case "help":
 		fmt.Fprint(c.stdout, usage)
 		return nil
@@ -477,6 +481,48 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	}
 	_, err = io.WriteString(c.stdout, b.String())
 	return err
+}
+
+// state prints every endpoint's applied index and state-machine hash:
+// nodes at one index must show one hash.
+func (c *cli) state(ctx context.Context, args []string) error {
+	if _, err := c.command(c.flags("state"), args, 0, 0, "no arguments"); err != nil {
+		return err
+	}
+	type nodeState struct {
+		Endpoint string `json:"endpoint"`
+		httpapi.StateResponse
+		Error string `json:"error,omitempty"`
+	}
+	var states []nodeState
+	var errs []error
+	for i, ep := range c.c.Endpoints() {
+		st, err := c.c.NodeState(ctx, i)
+		s := nodeState{Endpoint: ep, StateResponse: st}
+		if err != nil {
+			s.Error = err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+		}
+		states = append(states, s)
+	}
+	if c.json {
+		if err := c.print(states, ""); err != nil {
+			return err
+		}
+		return errors.Join(errs...)
+	}
+	var b strings.Builder
+	for _, s := range states {
+		if s.Error != "" {
+			fmt.Fprintf(&b, "%-28s error: %s\n", s.Endpoint, s.Error)
+			continue
+		}
+		fmt.Fprintf(&b, "%-28s %10d %s\n", s.Endpoint, s.AppliedIndex, s.Hash)
+	}
+	if _, err := io.WriteString(c.stdout, b.String()); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 func orDash(s string) string {

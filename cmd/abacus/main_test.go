@@ -45,6 +45,8 @@ func TestCommands(t *testing.T) {
 		{[]string{"del", "n"}, "11", 0, ""},
 		{[]string{"get", "--json", "n"}, `{"value":0,"exists":false}`, 0, ""},
 		{[]string{"status"}, "*", 0, ""},
+		{[]string{"state"}, "*", 0, ""},
+		{[]string{"state", "x"}, "", 2, "no arguments"},
 		{[]string{"--cluster", srv.URL, "get", "n"}, "0", 0, ""},
 		{[]string{}, "", 2, "no command"},
 		{[]string{"nope"}, "", 2, "unknown command"},
@@ -64,6 +66,13 @@ func TestCommands(t *testing.T) {
 			t.Errorf("abacus %q: %q exit %d (stderr %q), want %q exit %d (stderr with %q)",
 				tc.args, out, code, stderr.String(), tc.out, tc.code, tc.stderr)
 		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"state"}, getenv, &stdout, &stderr); code != 0 {
+		t.Fatalf("abacus state: exit %d (%s)", code, stderr.String())
+	}
+	if want, err := c.Nodes[0].FSM().Hash(); err != nil || !strings.Contains(stdout.String(), srv.URL) || !strings.Contains(stdout.String(), want) {
+		t.Fatalf("abacus state printed %q, want %s's hash %s (%v)", stdout.String(), srv.URL, want, err)
 	}
 }
 
