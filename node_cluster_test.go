@@ -570,20 +570,3 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("the default configuration is invalid: %v", err)
 	}
 }
-
-// A clean shutdown logs no transport error: a node closing its own Raft
-// connections ends their streams, it does not fail to read them.
-func TestCloseLogsNoReadErrors(t *testing.T) {
-	rec := testcluster.NewRecorder()
-	c := testcluster.New(t, 3, testcluster.WithLogger(rec))
-	ctx := testcluster.Context(t, 10*time.Second)
-	for i := range 60 {
-		if _, err := c.Nodes[i%3].Add(ctx, "x", 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Close()
-	if n := rec.Count("failed to decode incoming command"); n != 0 {
-		t.Fatalf("%d read errors logged by a clean shutdown", n)
-	}
-}

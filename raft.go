@@ -44,6 +44,7 @@ type raftReplicator struct {
 	metrics *Metrics
 
 	raft   *raft.Raft
+	hlog   *hclogslog.Logger
 	store  *raftboltdb.BoltStore
 	trans  *raft.NetworkTransport
 	rpc    *transport.RPCClient
@@ -102,6 +103,7 @@ func openRaft(env *Env) (*raftReplicator, error) {
 	r := &raftReplicator{
 		cfg:      cfg,
 		log:      env.Logger,
+		hlog:     hl,
 		fsm:      env.FSM,
 		metrics:  env.Metrics,
 		store:    store,
@@ -188,6 +190,7 @@ func (r *raftReplicator) closeStores() {
 
 // Close shuts Raft down and stops the replicator's goroutines.
 func (r *raftReplicator) Close() error {
+	r.hlog.Closing()
 	err := r.raft.Shutdown().Error()
 	r.cancel()
 	r.rpc.Close()

@@ -8,23 +8,33 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
 
 // Logger implements hclog.Logger on top of a *slog.Logger.
 type Logger struct {
-	l       *slog.Logger
+	l       *slog.Logger // base with the component and implied args
+	base    *slog.Logger // the application's logger
 	name    string
 	implied []any
+	closing *atomic.Bool // shared by every logger derived from one New
 }
 
 var _ hclog.Logger = (*Logger)(nil)
 
 // New returns an hclog.Logger writing to l.
 func New(l *slog.Logger, name string) *Logger {
-	return &Logger{l: l.With("component", name), name: name}
+	return &Logger{l: l.With("component", name), base: l, name: name, closing: new(atomic.Bool)}
 }
+
+// Closing marks the component as shutting itself down: from now on this
+// logger and every logger derived from it log errors at debug level.
+// hashicorp/raft reports the connections and transport it is closing as
+// errors ("failed to decode incoming command: transport shutdown"), which
+// are expected then.
+func (g *Logger) Closing() { g.closing.Store(true) }
 
 // hclog's Trace has no slog counterpart; it maps below Debug.
 const levelTrace = slog.LevelDebug - 4
@@ -53,7 +63,11 @@ func (g *Logger) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off || level == hclog.NoLevel {
 		return
 	}
-	g.l.Log(context.Background(), toSlog(level), msg, args...)
+	l := toSlog(level)
+	if l >= slog.LevelError && g.closing.Load() {
+		l = slog.LevelDebug
+	}
+	g.l.Log(context.Background(), l, msg, args...)
 }
 
 // Trace emits at trace level.
@@ -91,7 +105,7 @@ func (g *Logger) ImpliedArgs() []any { return g.implied }
 
 // With returns a logger that adds args to every record.
 func (g *Logger) With(args ...any) hclog.Logger {
-	return &Logger{l: g.l.With(args...), name: g.name, implied: append(append([]any{}, g.implied...), args...)}
+	return &Logger{l: g.l.With(args...), base: g.base, name: g.name, implied: append(append([]any{}, g.implied...), args...), closing: g.closing}
 }
 
 // Name returns the logger's name.
@@ -107,7 +121,7 @@ func (g *Logger) Named(name string) hclog.Logger {
 
 // ResetNamed returns a logger named name.
 func (g *Logger) ResetNamed(name string) hclog.Logger {
-	return &Logger{l: g.l.With("component", name), name: name, implied: g.implied}
+	return &Logger{l: g.base.With("component", name).With(g.implied...), base: g.base, name: name, implied: g.implied, closing: g.closing}
 }
 
 // SetLevel does nothing: the slog handler decides levels.
