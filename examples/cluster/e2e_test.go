@@ -222,6 +222,62 @@ func (tc *testCluster) cliFull(endpoints string, env []string, args ...string) (
 	return strings.TrimSpace(stdout.String()), strings.TrimSpace(stderr.String()), code
 }
 
+// writer adds 1 to a counter through the command line, one add after
+// another, and counts the adds acknowledged. The command line retries with
+// one idempotency key per add, so each add it counts applied once.
+type writer struct {
+	tc        *testCluster
+	mu        sync.Mutex
+	succeeded int
+	failures  []string
+	done      chan struct{}
+	stopping  chan struct{}
+}
+
+// countedWriter starts a writer on counter name through endpoints, each add
+// bounded by timeout.
+func (tc *testCluster) countedWriter(endpoints, name, timeout string) *writer {
+	w := &writer{tc: tc, done: make(chan struct{}), stopping: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stopping:
+				return
+			default:
+			}
+			_, stderr, code := tc.cliFull(endpoints, nil, "add", name, "1", "--timeout", timeout)
+			w.mu.Lock()
+			if code == 0 {
+				w.succeeded++
+			} else {
+				w.failures = append(w.failures, fmt.Sprintf("exit %d: %s", code, stderr))
+			}
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+func (w *writer) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.succeeded
+}
+
+// stop ends the writer, fails the test if any add failed, and returns how
+// many were acknowledged.
+func (w *writer) stop() int {
+	close(w.stopping)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.failures) > 0 {
+		w.tc.t.Errorf("%d counted adds failed: %v", len(w.failures), w.failures)
+	}
+	return w.succeeded
+}
+
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -453,47 +509,15 @@ func TestLeaderKilledAndRestarted(t *testing.T) {
 		t.Fatalf("leader %q unknown", st.Leader)
 	}
 
-	var (
-		mu        sync.Mutex
-		succeeded int
-		failures  []string
-	)
-	stop := make(chan struct{})
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_, stderr, code := tc.cliFull(eps, nil, "add", "k", "1", "--timeout", "20s")
-			mu.Lock()
-			if code == 0 {
-				succeeded++
-			} else {
-				failures = append(failures, fmt.Sprintf("exit %d: %s", code, stderr))
-			}
-			mu.Unlock()
-		}
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return succeeded }
-	eventually(t, 20*time.Second, "writes before the kill", func() bool { return count() >= 5 })
+	w := tc.countedWriter(eps, "k", "20s")
+	eventually(t, 20*time.Second, "writes before the kill", func() bool { return w.count() >= 5 })
 	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-leader.done
-	before := count()
-	eventually(t, 30*time.Second, "writes after the kill", func() bool { return count() >= before+10 })
-	close(stop)
-	<-writerDone
-	mu.Lock()
-	total := succeeded
-	if len(failures) > 0 {
-		t.Errorf("%d adds failed during the failover: %v", len(failures), failures)
-	}
-	mu.Unlock()
+	before := w.count()
+	eventually(t, 30*time.Second, "writes after the kill", func() bool { return w.count() >= before+10 })
+	total := w.stop()
 
 	var live []string
 	for _, p := range tc.nodes {
@@ -785,12 +809,7 @@ func TestLockLost(t *testing.T) {
 func TestRabiaMajorityKilled(t *testing.T) {
 	tc := startCluster(t, "--backend", "rabia").ready()
 	n1, victims := tc.nodes[0], tc.nodes[1:]
-	var (
-		mu        sync.Mutex
-		succeeded int
-		failures  []string
-		wg        sync.WaitGroup
-	)
+	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	stopped := func() bool {
 		select {
@@ -813,24 +832,9 @@ func TestRabiaMajorityKilled(t *testing.T) {
 			}()
 		}
 	}
-	// The counted writer goes through the node that stays up, retrying with
-	// one idempotency key per add, so each add it counts applied once.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for !stopped() {
-			_, stderr, code := tc.cliFull(n1.http, nil, "add", "k", "1", "--timeout", "30s")
-			mu.Lock()
-			if code == 0 {
-				succeeded++
-			} else {
-				failures = append(failures, fmt.Sprintf("exit %d: %s", code, stderr))
-			}
-			mu.Unlock()
-		}
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return succeeded }
-	eventually(t, 20*time.Second, "writes before the kill", func() bool { return count() >= 5 })
+	// The counted writer goes through the node that stays up.
+	w := tc.countedWriter(n1.http, "k", "30s")
+	eventually(t, 20*time.Second, "writes before the kill", func() bool { return w.count() >= 5 })
 	for _, p := range victims {
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -843,16 +847,11 @@ func TestRabiaMajorityKilled(t *testing.T) {
 	for _, p := range victims {
 		tc.waitReady(p)
 	}
-	before := count()
-	eventually(t, 30*time.Second, "writes after the restart", func() bool { return count() >= before+10 })
+	before := w.count()
+	eventually(t, 30*time.Second, "writes after the restart", func() bool { return w.count() >= before+10 })
+	total := w.stop()
 	close(stop)
 	wg.Wait()
-	mu.Lock()
-	total := succeeded
-	if len(failures) > 0 {
-		t.Errorf("%d counted adds failed: %v", len(failures), failures)
-	}
-	mu.Unlock()
 	for _, p := range tc.nodes {
 		eventually(t, 30*time.Second, p.id+" to hold every counted add", func() bool {
 			out, code := tc.cli(p.http, "get", "k", "--stale", "--no-retries")
