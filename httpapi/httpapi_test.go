@@ -106,6 +106,8 @@ func TestEndpoints(t *testing.T) {
 		{name: "malformed JSON", method: "POST", path: "/v1/counters/a/add", body: `{"delta": `, status: 400, code: "invalid_argument"},
 		{name: "not an object", method: "POST", path: "/v1/counters/a/add", body: `[1]`, status: 400, code: "invalid_argument"},
 		{name: "trailing data", method: "POST", path: "/v1/counters/a/add", body: `{"delta": 1} {}`, status: 400, code: "invalid_argument"},
+		{name: "trailing bracket", method: "POST", path: "/v1/counters/a/add", body: `{"delta":1}]`, status: 400, code: "invalid_argument"},
+		{name: "trailing brace", method: "POST", path: "/v1/counters/a/add", body: `{"delta":1}}`, status: 400, code: "invalid_argument"},
 		{name: "wrong type", method: "POST", path: "/v1/counters/a/add", body: `{"delta": "1"}`, status: 400, code: "invalid_argument"},
 		{name: "fraction", method: "POST", path: "/v1/counters/a/add", body: `{"delta": 1.5}`, status: 400, code: "invalid_argument"},
 		{name: "beyond int64", method: "POST", path: "/v1/counters/a/add", body: `{"delta": 9223372036854775808}`, status: 400, code: "invalid_argument"},
