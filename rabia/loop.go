@@ -424,11 +424,8 @@ func (r *replica) nextStart(now time.Time, wakeIn func(time.Duration)) (*wmvc.Va
 			return v, true
 		}
 	}
-	// Takeover: the queue in its shared order, batches of silent peers.
+	// Takeover: the queued batches of silent peers, in heap order.
 	for _, e := range r.q.h {
-		if e.removed {
-			continue
-		}
 		p, ok := batchProposer(e.v.ID)
 		if !ok || p == r.self || p >= len(r.members) || !r.takesOver(p, now) {
 			continue

@@ -250,6 +250,38 @@ func TestBatchQueueOrder(t *testing.T) {
 	}
 }
 
+// TestBatchQueueRemoveFrees: batches removed anywhere in the queue leave
+// it, so the queue holds only what is queued.
+func TestBatchQueueRemoveFrees(t *testing.T) {
+	q := newBatchQueue()
+	var ids []string
+	for i := range 100 {
+		id := makeBatchID(int64(i%7), i%3, uint64(i))
+		ids = append(ids, string(id))
+		q.Push(&wmvc.Value{ID: id}, time.Now())
+	}
+	for i, id := range ids {
+		if i%10 != 0 {
+			q.Remove(id)
+		}
+	}
+	if q.Len() != 10 || len(q.h) != 10 {
+		t.Fatalf("after removing 90 of 100: %d queued, %d in the heap", q.Len(), len(q.h))
+	}
+	prev := ""
+	for {
+		e, ok := q.Pop()
+		if !ok {
+			break
+		}
+		if id := string(e.v.ID); id < prev {
+			t.Fatalf("popped %x after %x", id, prev)
+		} else {
+			prev = id
+		}
+	}
+}
+
 // FuzzDecode feeds arbitrary bytes to every decoder of peer input: none
 // may panic, and what decodes must respect the bounds.
 func FuzzDecode(f *testing.F) {

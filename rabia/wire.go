@@ -91,15 +91,22 @@ type batchQueue struct {
 type queued struct {
 	v       *wmvc.Value
 	arrived time.Time
-	removed bool
+	index   int // position in the heap
 }
 
 type idHeap []*queued
 
 func (h idHeap) Len() int           { return len(h) }
 func (h idHeap) Less(i, j int) bool { return bytes.Compare(h[i].v.ID, h[j].v.ID) < 0 }
-func (h idHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *idHeap) Push(x any)        { *h = append(*h, x.(*queued)) }
+func (h idHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *idHeap) Push(x any) {
+	q := x.(*queued)
+	q.index = len(*h)
+	*h = append(*h, q)
+}
 func (h *idHeap) Pop() any {
 	old := *h
 	q := old[len(old)-1]
@@ -130,21 +137,17 @@ func (q *batchQueue) Push(v *wmvc.Value, arrived time.Time) {
 // Remove drops the batch with id, if queued.
 func (q *batchQueue) Remove(id string) {
 	if e, ok := q.items[id]; ok {
-		e.removed = true
+		heap.Remove(&q.h, e.index)
 		delete(q.items, id)
 	}
 }
 
 // Peek returns the head without removing it.
 func (q *batchQueue) Peek() (*queued, bool) {
-	for q.h.Len() > 0 {
-		e := q.h[0]
-		if !e.removed {
-			return e, true
-		}
-		heap.Pop(&q.h)
+	if len(q.h) == 0 {
+		return nil, false
 	}
-	return nil, false
+	return q.h[0], true
 }
 
 // Pop removes and returns the head.
