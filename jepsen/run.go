@@ -463,8 +463,6 @@ func instancesEnded(ctx context.Context, cl *Cluster, names []string, limit time
 	return res
 }
 
-// finalReads waits until every node has applied everything committed,
-// then reads every counter from every node with consistency=stale.
 // stateHashes asks every node for its state hash until all report one
 // applied index (time keeps moving the index while leases are pending, so
 // a round may straddle an entry), and returns the hashes at that index. A
@@ -497,6 +495,8 @@ func stateHashes(ctx context.Context, cl *Cluster, limit time.Duration) ([]check
 	}
 }
 
+// finalReads waits until every node has applied everything committed,
+// then reads every counter from every node with consistency=stale.
 func finalReads(ctx context.Context, cl *Cluster, names []string) ([]check.FinalRead, []string) {
 	var notes []string
 	if err := settle(ctx, cl); err != nil {
