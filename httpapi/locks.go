@@ -39,11 +39,11 @@ func (h *Handler) acquire(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The wait comes on top of the request deadline.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(q.ctx), wait+h.timeout)
+	// The wait comes on top of the request deadline, so this starts from
+	// the request's own context rather than q.ctx (which already carries
+	// the handler's timeout); a client disconnect still cancels it.
+	ctx, cancel := context.WithTimeout(q.r.Context(), wait+h.timeout)
 	defer cancel()
-	stop := context.AfterFunc(q.r.Context(), cancel)
-	defer stop()
 	info, err := h.node.AcquireLock(ctx, name, body.Holder, ttl, wait)
 	if err != nil {
 		return nil, err
