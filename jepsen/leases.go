@@ -75,13 +75,9 @@ func leaseExpiry(h *history.History, margin time.Duration, limit int) check.Resu
 				if b.token == a.token || b.acq.Return >= a.until {
 					continue
 				}
-				res.Status = check.StatusInvalid
-				res.ViolationCount++
-				if len(res.Violations) < limit {
-					res.Violations = append(res.Violations, check.Violation{Key: key, Ops: []int{a.acq.Index, b.acq.Index},
-						Message: fmt.Sprintf("#%d acquired %q with token %d, its lease valid until %.3fs (call, keep-alives, TTL %dms, margin %v), but #%d was granted token %d by %.3fs",
-							a.acq.Index, key, a.token, float64(a.until)/1e9, a.acq.In.TTLMillis, margin, b.acq.Index, b.token, float64(b.acq.Return)/1e9)})
-				}
+				res.Violate(limit, check.Violation{Key: key, Ops: []int{a.acq.Index, b.acq.Index},
+					Message: fmt.Sprintf("#%d acquired %q with token %d, its lease valid until %.3fs (call, keep-alives, TTL %dms, margin %v), but #%d was granted token %d by %.3fs",
+						a.acq.Index, key, a.token, float64(a.until)/1e9, a.acq.In.TTLMillis, margin, b.acq.Index, b.token, float64(b.acq.Return)/1e9)})
 			}
 		}
 	}

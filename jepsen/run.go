@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -294,10 +295,7 @@ wait:
 
 	v := check.Run(ctx, in, check.Options{Timeout: cfg.CheckTimeout, Logger: log})
 	for _, r := range []check.Result{leaseExpiry(h, LeaseMargin, 20), residue, recovery} {
-		if r.Status != check.StatusSkipped {
-			v.Checks = append(v.Checks, r)
-			v.Status = check.Combine(v.Status, r.Status)
-		}
+		v.Add(r)
 	}
 	line, err := report.Write(ctx, cfg.Dir, in, v, report.Options{})
 	if err != nil {
@@ -390,9 +388,7 @@ func recovered(ctx context.Context, cl *Cluster, limit time.Duration) check.Resu
 			return err
 		})
 		if err != nil {
-			res.Status = check.StatusInvalid
-			res.ViolationCount++
-			res.Violations = append(res.Violations, check.Violation{Key: ProbeCounter, Ops: []int{-1},
+			res.Violate(math.MaxInt, check.Violation{Key: ProbeCounter, Ops: []int{-1},
 				Message: fmt.Sprintf("no write through %s succeeded within %v of healing: %v", n.id, limit, err)})
 			continue
 		}
@@ -444,9 +440,7 @@ func instancesEnded(ctx context.Context, cl *Cluster, names []string, limit time
 			case last != nil && last.Value == 0:
 			case last != nil:
 				residues++
-				res.Status = check.StatusInvalid
-				res.ViolationCount++
-				res.Violations = append(res.Violations, check.Violation{Key: name, Ops: []int{-1},
+				res.Violate(math.MaxInt, check.Violation{Key: name, Ops: []int{-1},
 					Message: fmt.Sprintf("%s still reads %d on %s %v after the clients stopped; only instances added to it and all have ended",
 						name, last.Value, n.id, limit)})
 			default:

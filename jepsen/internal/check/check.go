@@ -118,8 +118,9 @@ type Result struct {
 	Partitions []*Partition `json:"partitions,omitempty"`
 }
 
-// violate records v, keeping at most limit of them.
-func (r *Result) violate(limit int, v Violation) {
+// Violate records v: the result becomes StatusInvalid, ViolationCount
+// counts v, and v is kept in Violations if fewer than limit are kept.
+func (r *Result) Violate(limit int, v Violation) {
 	r.Status = StatusInvalid
 	r.ViolationCount++
 	if len(r.Violations) < limit {
@@ -210,6 +211,16 @@ type Verdict struct {
 	Summary Summary `json:"summary"`
 	// Elapsed is the total checking time.
 	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+// Add appends r to the checks and combines its status into the verdict's.
+// A StatusSkipped result is left out altogether.
+func (v *Verdict) Add(r Result) {
+	if r.Status == StatusSkipped {
+		return
+	}
+	v.Checks = append(v.Checks, r)
+	v.Status = Combine(v.Status, r.Status)
 }
 
 // Check returns the result of the named checker, or nil.

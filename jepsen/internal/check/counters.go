@@ -170,10 +170,10 @@ func CounterBounds(ctx context.Context, h *history.History, initial map[string]i
 			v := i128(r.Out.Value)
 			switch {
 			case !r.Out.Exists && (before > 0 || c.initialExists):
-				res.violate(opts.MaxViolations, Violation{Key: c.key, Ops: []int{r.Index, c.definite[max(before-1, 0)].Index},
+				res.Violate(opts.MaxViolations, Violation{Key: c.key, Ops: []int{r.Index, c.definite[max(before-1, 0)].Index},
 					Message: fmt.Sprintf("read #%d found the counter absent after %d acknowledged adds", r.Index, before)})
 			case v.cmp(lo) < 0 || v.cmp(hi) > 0:
-				res.violate(opts.MaxViolations, Violation{Key: c.key, Ops: []int{r.Index},
+				res.Violate(opts.MaxViolations, Violation{Key: c.key, Ops: []int{r.Index},
 					Message: fmt.Sprintf("read #%d saw %d outside the possible range [%v, %v]", r.Index, r.Out.Value, lo, hi)})
 			}
 		}
@@ -224,10 +224,10 @@ func LostWrites(ctx context.Context, h *history.History, finals []FinalRead, ini
 			v := i128(f.Value)
 			switch {
 			case !f.Exists && (len(c.definite) > 0 || c.initialExists):
-				res.violate(opts.MaxViolations, Violation{Key: c.key, Ops: []int{-1},
+				res.Violate(opts.MaxViolations, Violation{Key: c.key, Ops: []int{-1},
 					Message: fmt.Sprintf("final read on %s found the counter absent after %d acknowledged adds", f.Node, len(c.definite))})
 			case v.cmp(lo) < 0 || v.cmp(hi) > 0:
-				res.violate(opts.MaxViolations, Violation{Key: c.key, Ops: []int{-1},
+				res.Violate(opts.MaxViolations, Violation{Key: c.key, Ops: []int{-1},
 					Message: fmt.Sprintf("final read on %s saw %d; acknowledged adds give %v and unknown ones allow [%v, %v]",
 						f.Node, f.Value, applied, lo, hi)})
 			}
@@ -254,7 +254,7 @@ func Convergence(ctx context.Context, states []NodeState, finals []FinalRead, op
 	res.Status = StatusValid
 	for _, s := range states[min(1, len(states)):] {
 		if s.Hash != states[0].Hash {
-			res.violate(opts.MaxViolations, Violation{Message: fmt.Sprintf("node %s has state %s but node %s has %s",
+			res.Violate(opts.MaxViolations, Violation{Message: fmt.Sprintf("node %s has state %s but node %s has %s",
 				s.Node, s.Hash, states[0].Node, states[0].Hash)})
 		}
 	}
@@ -266,7 +266,7 @@ func Convergence(ctx context.Context, states []NodeState, finals []FinalRead, op
 			continue
 		}
 		if p.Value != f.Value || p.Exists != f.Exists {
-			res.violate(opts.MaxViolations, Violation{Key: f.Key, Ops: []int{-1},
+			res.Violate(opts.MaxViolations, Violation{Key: f.Key, Ops: []int{-1},
 				Message: fmt.Sprintf("final reads differ: %s read %d (exists %v), %s read %d (exists %v)",
 					p.Node, p.Value, p.Exists, f.Node, f.Value, f.Exists)})
 		}

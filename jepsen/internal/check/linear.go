@@ -226,7 +226,7 @@ func Linearizable(ctx context.Context, h *history.History, finals []FinalRead, i
 		switch p.Status {
 		case StatusInvalid:
 			nInvalid++
-			res.violate(opts.MaxViolations, Violation{Key: p.Key, Ops: p.Stuck,
+			res.Violate(opts.MaxViolations, Violation{Key: p.Key, Ops: p.Stuck,
 				Message: fmt.Sprintf("%s %q is not linearizable: %s", p.Model, p.Key, p.Detail)})
 		case StatusUnknown:
 			nUnknown++

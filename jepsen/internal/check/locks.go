@@ -99,7 +99,7 @@ func Locks(ctx context.Context, h *history.History, opts Options) Result {
 		sweep(acq, acq, func(b, a tokenOp) {
 			reentrant := a.token == b.token && a.op.In.Holder == b.op.In.Holder
 			if a.token >= b.token && !reentrant {
-				res.violate(opts.MaxViolations, Violation{Key: lock, Ops: []int{a.op.Index, b.op.Index},
+				res.Violate(opts.MaxViolations, Violation{Key: lock, Ops: []int{a.op.Index, b.op.Index},
 					Message: fmt.Sprintf("token did not increase: #%d acquired %d and completed before #%d started, which acquired %d",
 						a.op.Index, a.token, b.op.Index, b.token)})
 			}
@@ -107,7 +107,7 @@ func Locks(ctx context.Context, h *history.History, opts Options) Result {
 		byToken := map[uint64]tokenOp{}
 		for _, a := range acq {
 			if prev, ok := byToken[a.token]; ok && prev.op.In.Holder != a.op.In.Holder {
-				res.violate(opts.MaxViolations, Violation{Key: lock, Ops: []int{prev.op.Index, a.op.Index},
+				res.Violate(opts.MaxViolations, Violation{Key: lock, Ops: []int{prev.op.Index, a.op.Index},
 					Message: fmt.Sprintf("token %d granted twice: to %q (#%d) and to %q (#%d)",
 						a.token, prev.op.In.Holder, prev.op.Index, a.op.In.Holder, a.op.Index)})
 			} else if !ok {
@@ -116,14 +116,14 @@ func Locks(ctx context.Context, h *history.History, opts Options) Result {
 		}
 		sweep(accepted[lock], accepted[lock], func(u, t tokenOp) {
 			if t.token > u.token {
-				res.violate(opts.MaxViolations, Violation{Key: lock, Ops: []int{t.op.Index, u.op.Index},
+				res.Violate(opts.MaxViolations, Violation{Key: lock, Ops: []int{t.op.Index, u.op.Index},
 					Message: fmt.Sprintf("fenced writes out of token order: #%d with token %d was accepted and completed before #%d with token %d started and was accepted",
 						t.op.Index, t.token, u.op.Index, u.token)})
 			}
 		})
 		sweep(acq, used[lock], func(w, a tokenOp) {
 			if w.token < a.token {
-				res.violate(opts.MaxViolations, Violation{Key: lock, Ops: []int{a.op.Index, w.op.Index},
+				res.Violate(opts.MaxViolations, Violation{Key: lock, Ops: []int{a.op.Index, w.op.Index},
 					Message: fmt.Sprintf("stale token accepted: #%d (%s) with token %d started after #%d had acquired token %d",
 						w.op.Index, w.op.Kind, w.token, a.op.Index, a.token)})
 			}

@@ -92,7 +92,7 @@ func ExactlyOnce(ctx context.Context, h *history.History, opts Options) Result {
 	}
 	_, violations := MergeRetries(h)
 	for _, v := range violations {
-		res.violate(opts.MaxViolations, v)
+		res.Violate(opts.MaxViolations, v)
 	}
 	res.Detail = fmt.Sprintf("%d idempotent requests in %d attempts, %d disagreements", len(keys), attempts, res.ViolationCount)
 	res.Elapsed = time.Since(start)
