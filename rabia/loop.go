@@ -141,7 +141,7 @@ func (r *replica) pump(settle *time.Timer) {
 				continue
 			}
 			r.open[p.slot] = p.v
-			if r.starting[p.slot] {
+			if p.start {
 				r.mine[p.slot] = true
 			}
 			if p.v != nil {
@@ -151,14 +151,12 @@ func (r *replica) pump(settle *time.Timer) {
 			r.proposedTop, r.hasTop = max(r.proposedTop, p.slot), true
 			r.lastPropose = time.Now()
 		}
-		clear(r.starting)
-		newJoins := false
 		if len(plan) > 0 {
 			more := r.engine.Ready()
-			newJoins = len(more.Joins) > 0
 			rd.Messages = append(rd.Messages, more.Messages...)
 			rd.Decisions = append(rd.Decisions, more.Decisions...)
 			rd.Stale = append(rd.Stale, more.Stale...)
+			rd.Joins = append(rd.Joins, more.Joins...)
 			r.joins = append(r.joins, more.Joins...)
 		}
 		r.send(rd.Messages)
@@ -168,15 +166,16 @@ func (r *replica) pump(settle *time.Timer) {
 				r.sendConsensus(st.From, wmvc.DecisionMessage(st.Slot, d.v))
 			}
 		}
-		if len(plan) == 0 && !newJoins && len(rd.Joins) == 0 && len(rd.Messages) == 0 && len(rd.Decisions) == 0 && len(rd.Stale) == 0 {
+		if len(plan) == 0 && rd.Empty() {
 			return
 		}
 	}
 }
 
 type proposal struct {
-	slot uint64
-	v    *wmvc.Value
+	slot  uint64
+	v     *wmvc.Value
+	start bool // a slot this replica starts (see startSlot), not one it joins
 }
 
 // plan picks what to propose: in every slot peers started, what its
@@ -242,7 +241,7 @@ func (r *replica) plan(settle *time.Timer) []proposal {
 		}
 		delete(r.joinSince, s)
 		planned[s] = true
-		out = append(out, proposal{s, v})
+		out = append(out, proposal{slot: s, v: v})
 	}
 	started := len(r.mine)
 	cand := max(r.next, peersAhead) // slots below peersAhead are decided
@@ -256,9 +255,8 @@ func (r *replica) plan(settle *time.Timer) []proposal {
 			break
 		}
 		planned[slot] = true
-		r.starting[slot] = true
 		started++
-		out = append(out, proposal{slot, v})
+		out = append(out, proposal{slot: slot, v: v, start: true})
 	}
 	return out
 }

@@ -120,7 +120,6 @@ type replica struct {
 	seen        map[uint64]*wmvc.Value // first proposal (nil: null) a peer made in an open slot
 	openIDs     map[string]uint64      // ids of the batches in open
 	mine        map[uint64]bool        // open slots this replica started
-	starting    map[uint64]bool        // planned starts, until proposed
 	joinSince   map[uint64]time.Time   // deferred joins: when first reported
 	ownQ        []*wmvc.Value          // this replica's batches, oldest first, to start slots with
 	lastHeard   []time.Time            // per peer: when a message last came
@@ -209,7 +208,6 @@ func open(env *abacus.Env, opts Options) (*replica, error) {
 		seen:       map[uint64]*wmvc.Value{},
 		openIDs:    map[string]uint64{},
 		mine:       map[uint64]bool{},
-		starting:   map[uint64]bool{},
 		joinSince:  map[uint64]time.Time{},
 		decidedIDs: map[string]uint64{},
 	}
