@@ -329,16 +329,16 @@ func (w *worker) hold(lock string, token uint64) {
 func (w *worker) runInstances() {
 	ttl := w.wl.InstanceTTL
 	for !w.stop.Load() {
+		// once calls fn synchronously; id is the registered instance
+		// whenever the outcome is Ok without a refusal (err was nil).
+		var id httpapi.ID
 		o, out := w.once(history.InstanceCreate, "", history.Input{TTLMillis: ttl.Milliseconds()}, func(ctx context.Context) (history.Output, error) {
-			id, err := w.c.RegisterInstance(ctx, ttl)
-			return history.Output{Instance: httpapi.ID(id).String()}, err
+			raw, err := w.c.RegisterInstance(ctx, ttl)
+			id = httpapi.ID(raw)
+			return history.Output{Instance: id.String()}, err
 		})
 		if o != history.Ok || out.Error != "" {
 			time.Sleep(time.Duration(50+w.rng.IntN(100)) * time.Millisecond)
-			continue
-		}
-		id, err := httpapi.ParseID(out.Instance)
-		if err != nil {
 			continue
 		}
 		w.live(id, out.Instance)
