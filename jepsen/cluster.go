@@ -65,6 +65,12 @@ func ModuleRoot() (string, error) {
 // ago, from outside the range other processes' connections draw from.
 func freeAddr() (string, error) { return freeport.Addr() }
 
+// newAdmin returns the runner's client of one node's HTTP endpoint at
+// httpAddr (host:port): that endpoint only, no retries, 2s per attempt.
+func newAdmin(httpAddr string) (*client.Client, error) {
+	return client.New([]string{"http://" + httpAddr}, client.WithoutRetries(), client.WithAttemptTimeout(2*time.Second))
+}
+
 // nodeProc is one node of the cluster under test: its fixed addresses and
 // data directory, and its current process, if any.
 type nodeProc struct {
@@ -123,7 +129,7 @@ func NewCluster(bin, backend, dir string, n int, log *slog.Logger) (*Cluster, er
 			return nil, err
 		}
 		id := "n" + strconv.Itoa(i)
-		admin, err := client.New([]string{"http://" + httpAddr}, client.WithoutRetries(), client.WithAttemptTimeout(2*time.Second))
+		admin, err := newAdmin(httpAddr)
 		if err != nil {
 			return nil, err
 		}

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/abacuskit/abacus/client"
 )
 
 // ErrNetnsUnavailable reports that network namespaces cannot be used here.
@@ -157,7 +155,7 @@ func (c *Cluster) UseNamespaces(ctx context.Context) error {
 		n.peerAddr = ns.ip(i+1) + ":7000"
 		n.httpAddr = ns.ip(i+1) + ":8000"
 		n.admin.Close()
-		if n.admin, err = client.New([]string{"http://" + n.httpAddr}, client.WithoutRetries(), client.WithAttemptTimeout(2*time.Second)); err != nil {
+		if n.admin, err = newAdmin(n.httpAddr); err != nil {
 			return err
 		}
 	}
