@@ -62,22 +62,25 @@ func (b *AddRequest) command(name string) (abacus.Command, error) {
 	if b.Delta == nil {
 		return abacus.Command{}, invalid("field \"delta\" is required")
 	}
-	if b.ExpiryMS < 0 {
-		return abacus.Command{}, invalid("expiry_ms must not be negative")
+	expiry, err := ttlField("expiry_ms", b.ExpiryMS, true)
+	if err != nil {
+		return abacus.Command{}, err
 	}
-	cmd := abacus.Command{Op: abacus.OpAdd, Name: name, Delta: *b.Delta, TTL: time.Duration(b.ExpiryMS) * time.Millisecond}
-	if b.ExpiryMS > int64(abacus.MaxTTL/time.Millisecond) {
-		return abacus.Command{}, invalid("expiry_ms above %d", int64(abacus.MaxTTL/time.Millisecond))
-	}
-	if b.Min != nil {
-		cmd.Flags |= abacus.FlagMin
-		cmd.Min = *b.Min
-	}
-	if b.Max != nil {
-		cmd.Flags |= abacus.FlagMax
-		cmd.Max = *b.Max
-	}
+	cmd := abacus.Command{Op: abacus.OpAdd, Name: name, Delta: *b.Delta, TTL: expiry}
+	setBounds(&cmd, b.Min, b.Max)
 	return cmd, nil
+}
+
+// setBounds sets the optional floor and ceiling of an add.
+func setBounds(c *abacus.Command, lo, hi *int64) {
+	if lo != nil {
+		c.Flags |= abacus.FlagMin
+		c.Min = *lo
+	}
+	if hi != nil {
+		c.Flags |= abacus.FlagMax
+		c.Max = *hi
+	}
 }
 
 func (h *Handler) get(q *request) (any, error) {
@@ -232,14 +235,7 @@ func (o *BatchOp) command() (abacus.Command, error) {
 			return c, fmt.Errorf("add needs \"delta\"")
 		}
 		c.Delta = *o.Delta
-		if o.Min != nil {
-			c.Flags |= abacus.FlagMin
-			c.Min = *o.Min
-		}
-		if o.Max != nil {
-			c.Flags |= abacus.FlagMax
-			c.Max = *o.Max
-		}
+		setBounds(&c, o.Min, o.Max)
 		want["delta"], want["min"], want["max"] = true, true, true
 	case "set":
 		c.Op = abacus.OpSet

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,8 @@ func TestEndpoints(t *testing.T) {
 		{name: "name over 256 bytes", method: "POST", path: "/v1/counters/" + long + "/add", body: `{"delta": 1}`, status: 400, code: "invalid_argument"},
 		{name: "name not UTF-8", method: "GET", path: "/v1/counters/%FF%FE", status: 400, code: "invalid_argument"},
 		{name: "min above max", method: "POST", path: "/v1/counters/a/add", body: `{"delta": 1, "min": 5, "max": 1}`, status: 400, code: "invalid_argument"},
+		{name: "negative expiry", method: "POST", path: "/v1/counters/a/add", body: `{"delta": 1, "expiry_ms": -1}`, status: 400, code: "invalid_argument"},
+		{name: "expiry over the longest lease", method: "POST", path: "/v1/counters/a/add", body: `{"delta": 1, "expiry_ms": ` + strconv.FormatInt(abacus.MaxTTL.Milliseconds()+1, 10) + `}`, status: 400, code: "invalid_argument"},
 		{name: "fence without token", method: "POST", path: "/v1/counters/a/add", body: `{"delta": 1, "fence": {"lock": "L"}}`, status: 400, code: "invalid_argument"},
 		{name: "instance not a number", method: "POST", path: "/v1/counters/a/add", body: `{"delta": 1, "instance": "abc"}`, status: 400, code: "invalid_argument"},
 		{name: "unknown endpoint", method: "GET", path: "/v1/nothing", status: 404, code: "not_found"},
