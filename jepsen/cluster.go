@@ -150,6 +150,17 @@ func (c *Cluster) IDs() []string {
 	return ids
 }
 
+// other returns the id of the first node, in order, other than id; "" if
+// there is none.
+func (c *Cluster) other(id string) string {
+	for _, n := range c.nodes {
+		if n.id != id {
+			return n.id
+		}
+	}
+	return ""
+}
+
 func (c *Cluster) node(id string) *nodeProc {
 	for _, n := range c.nodes {
 		if n.id == id {

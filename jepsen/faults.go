@@ -324,13 +324,7 @@ func (n *Nemesis) member(ctx context.Context) error {
 		return nil
 	}
 	victim, why := n.target(ctx)
-	var via string
-	for _, id := range n.cl.IDs() {
-		if id != victim {
-			via = id
-			break
-		}
-	}
+	via := n.cl.other(victim)
 	desc := fmt.Sprintf("member change: remove %s%s, wipe its data, rejoin via %s", victim, why, via)
 	fid := n.rec.OpenFault(desc, victim)
 	n.logf("open  #%d %s", fid, desc)
@@ -405,11 +399,8 @@ func (n *Nemesis) HealAll(ctx context.Context) error {
 		}
 		join := ""
 		if id == removed {
-			for _, other := range n.cl.IDs() {
-				if other != id {
-					join = n.cl.node(other).httpAddr
-					break
-				}
+			if other := n.cl.other(id); other != "" {
+				join = n.cl.node(other).httpAddr
 			}
 			_ = n.cl.Wipe(id)
 		}
