@@ -74,15 +74,7 @@ func (r *replica) applier() {
 			pend[d.slot] = d.v
 		}
 		start := applied
-		for {
-			v, ok := pend[applied]
-			if !ok {
-				break
-			}
-			delete(pend, applied)
-			r.applyOne(applied, v)
-			applied++
-		}
+		applied = r.applyFrom(pend, applied)
 		if applied != start || snap != nil {
 			r.observe()
 			r.applied.Store(applied)
@@ -102,6 +94,21 @@ func (r *replica) applier() {
 
 // applyOne applies one decided slot at index slot+1 (a null decision only
 // advances the index) and answers the callers of this replica's batch.
+// applyFrom applies the decisions in pend from slot `from` on, while they
+// follow each other, removes them from pend, and returns the first slot
+// not applied.
+func (r *replica) applyFrom(pend map[uint64]*wmvc.Value, from uint64) uint64 {
+	for {
+		v, ok := pend[from]
+		if !ok {
+			return from
+		}
+		delete(pend, from)
+		r.applyOne(from, v)
+		from++
+	}
+}
+
 func (r *replica) applyOne(slot uint64, v *wmvc.Value) {
 	if v == nil {
 		r.fsm.Apply(slot+1, nil)

@@ -117,7 +117,7 @@ func (r *replica) pump(settle *time.Timer) {
 			if !r.hasHWM || top > r.hwm {
 				// Reserve slots ahead so that the mark costs one sync per
 				// markAhead slots; Close records the exact mark.
-				if err := r.store.SaveMark(top + markAhead); err != nil {
+				if err := r.saveMark(top + markAhead); err != nil {
 					// Without the mark a restart could vote twice: propose
 					// nothing, put the batches back.
 					r.log.Error("rabia: cannot persist proposal mark", "err", err)
@@ -127,8 +127,6 @@ func (r *replica) pump(settle *time.Timer) {
 						}
 					}
 					plan = nil
-				} else {
-					r.hwm, r.hasHWM = top+markAhead, true
 				}
 			}
 		}
@@ -391,11 +389,19 @@ func (r *replica) trimMark() {
 	if len(r.open) > 0 || !r.hasTop || !r.hasHWM || r.hwm <= r.proposedTop || time.Since(r.lastPropose) < idleMark {
 		return
 	}
-	if err := r.store.SaveMark(r.proposedTop); err != nil {
+	if err := r.saveMark(r.proposedTop); err != nil {
 		r.log.Error("rabia: recording the proposal mark", "err", err)
-		return
 	}
-	r.hwm = r.proposedTop
+}
+
+// saveMark persists the proposal mark m and then takes it as this
+// replica's.
+func (r *replica) saveMark(m uint64) error {
+	if err := r.store.SaveMark(m); err != nil {
+		return err
+	}
+	r.hwm, r.hasHWM = m, true
+	return nil
 }
 
 // requeue puts back a batch that did not get the slot it was proposed in:

@@ -230,12 +230,11 @@ func (r *replica) recoverStep(rq *recoverReq) {
 		// restart: slots up to the persisted mark are only learnt after
 		// one, and Close never lowers the mark below proposedTop.
 		if !r.hasHWM || r.hwm < rq.to {
-			if err := r.store.SaveMark(rq.to); err != nil {
+			if err := r.saveMark(rq.to); err != nil {
 				r.log.Error("rabia: cannot persist proposal mark", "err", err)
 				rq.reply <- nil
 				return
 			}
-			r.hwm, r.hasHWM = rq.to, true
 		}
 		r.proposedTop, r.hasTop = max(r.proposedTop, rq.to), true
 		r.next = max(r.next, rq.to+1)

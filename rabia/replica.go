@@ -259,16 +259,7 @@ func (r *replica) recover(recs []decided) error {
 			later[d.slot] = d.v
 		}
 	}
-	applied := slots
-	for {
-		v, ok := later[applied]
-		if !ok {
-			break
-		}
-		delete(later, applied)
-		r.applyOne(applied, v)
-		applied++
-	}
+	applied := r.applyFrom(later, slots)
 	r.applied.Store(applied)
 	r.lastApplied = applied
 	r.observe()
@@ -505,12 +496,7 @@ func (r *replica) batcher() {
 		r.waitMu.Lock()
 		r.waiting[string(v.ID)] = &ownBatch{v: v, pend: batch, start: time.Now()}
 		r.waitMu.Unlock()
-		frame := encodeBatchFrame(v)
-		for i, m := range r.members {
-			if i != r.self {
-				_ = r.msgr.Send(m.Addr, frame)
-			}
-		}
+		r.broadcast(encodeBatchFrame(v))
 		select {
 		case r.own <- v:
 		case <-r.ctx.Done():
