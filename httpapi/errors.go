@@ -1,13 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/abacuskit/abacus"
@@ -119,7 +119,7 @@ func (q *request) readBody(v any, optional bool) error {
 		}
 		return invalid("reading the request body: %v", err)
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	if len(bytes.TrimSpace(b)) == 0 {
 		if optional {
 			return nil
 		}
