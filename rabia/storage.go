@@ -389,48 +389,43 @@ func (s *storage) snapshotPath() string { return filepath.Join(s.dir, "snapshot"
 
 // SaveSnapshot writes a snapshot that covers every slot below `slots`.
 func (s *storage) SaveSnapshot(slots uint64, snap *abacus.Snapshot) error {
-	tmp := s.snapshotPath() + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	err := s.writeSnapshotFile(func(f io.Writer) error {
+		w := bufio.NewWriterSize(f, 1<<20)
+		var h [8]byte
+		binary.BigEndian.PutUint64(h[:], slots)
+		if _, err := w.Write(h[:]); err != nil {
+			return err
+		}
+		if _, err := snap.WriteTo(w); err != nil {
+			return err
+		}
+		return w.Flush()
+	})
 	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	var h [8]byte
-	binary.BigEndian.PutUint64(h[:], slots)
-	_, err = w.Write(h[:])
-	if err == nil {
-		_, err = snap.WriteTo(w)
-	}
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = s.sync(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("rabia: snapshot: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := os.Rename(tmp, s.snapshotPath()); err != nil {
-		return err
-	}
-	return s.syncDir()
+	return nil
 }
 
 // SaveSnapshotBytes installs a snapshot file received from a peer (the
 // same layout SaveSnapshot writes).
 func (s *storage) SaveSnapshotBytes(data []byte) error {
+	return s.writeSnapshotFile(func(f io.Writer) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// writeSnapshotFile replaces the snapshot file with what fill writes:
+// into a temporary file, synced, then renamed over the old one, with the
+// directory synced.
+func (s *storage) writeSnapshotFile(fill func(io.Writer) error) error {
 	tmp := s.snapshotPath() + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	err = fill(f)
 	if err == nil {
 		err = s.sync(f)
 	}
