@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -317,9 +318,8 @@ func (c *Client) watchOnce(ctx context.Context, ep, name string, fn func(httpapi
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		b := make([]byte, 64<<10)
-		n, _ := resp.Body.Read(b)
-		return apiError(ep, resp.StatusCode, b[:n])
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return apiError(ep, resp.StatusCode, b)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 4096), 64<<10)
