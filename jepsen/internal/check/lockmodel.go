@@ -69,7 +69,12 @@ func fencePassed(code string) (passed, known bool) {
 // lease_expired counts as unknown: its lease ended while it waited, and it
 // may have been granted in between.
 func LockStep(s LockState, ev *Event, out *history.Output, mayExpire bool) []LockState {
-	next := lockStep(s, ev, out, nil)
+	return lockStepExpiring(s, ev, out, mayExpire, nil)
+}
+
+// lockStepExpiring appends to next what LockStep returns.
+func lockStepExpiring(s LockState, ev *Event, out *history.Output, mayExpire bool, next []LockState) []LockState {
+	next = lockStep(s, ev, out, next)
 	if mayExpire && s.Held {
 		next = lockStep(s.expired(), ev, out, next)
 	}
@@ -198,8 +203,8 @@ func LockModel(mayExpire bool) porcupine.Model {
 func lockModel(mayExpire bool, maxStates int, exploded *atomic.Bool) porcupine.Model {
 	return setModel(spec[LockState]{
 		init: LockState{},
-		step: func(s LockState, ev *Event, out *history.Output) []LockState {
-			return LockStep(s, ev, out, mayExpire)
+		step: func(s LockState, ev *Event, out *history.Output, dst []LockState) []LockState {
+			return lockStepExpiring(s, ev, out, mayExpire, dst)
 		},
 		hash: func(s LockState) uint64 {
 			h := (s.Token*0x9e3779b97f4a7c15 ^ s.Last*0xc2b2ae3d27d4eb4f) << 2

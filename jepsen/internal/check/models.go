@@ -158,7 +158,7 @@ func counterModel(initial map[string]int64, maxStates int, exploded *atomic.Bool
 		// Init cannot know the partition's name, so the first step loads
 		// the initial value of the counter it is applied to.
 		init: CounterState{fresh: true},
-		step: func(s CounterState, ev *Event, out *history.Output) []CounterState {
+		step: func(s CounterState, ev *Event, out *history.Output, dst []CounterState) []CounterState {
 			if s.fresh {
 				s = CounterState{}
 				if v, ok := initial[ev.Partition]; ok {
@@ -168,11 +168,11 @@ func counterModel(initial map[string]int64, maxStates int, exploded *atomic.Bool
 			ok, next := CounterStep(s, ev, out)
 			switch {
 			case !ok:
-				return nil
+				return dst
 			case (ev.Unknown || out == nil) && next != s:
-				return []CounterState{s, next} // it may not have taken effect
+				return append(dst, s, next) // it may not have taken effect
 			}
-			return []CounterState{next}
+			return append(dst, next)
 		},
 		hash: func(s CounterState) uint64 {
 			h := uint64(s.Value) * 0x9e3779b97f4a7c15

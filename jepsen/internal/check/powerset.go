@@ -15,11 +15,13 @@ import (
 const DefaultMaxStates = 4096
 
 // spec is a nondeterministic sequential specification over states of type
-// T: step returns every state reachable from s by the operation (none if
-// its output is impossible).
+// T: step appends to dst every state reachable from s by the operation
+// (none if its output is impossible) and returns the extended slice.
+// compare must be a total order that looks at every field of T, so that
+// compare(a, b) == 0 exactly when a == b.
 type spec[T comparable] struct {
 	init     T
-	step     func(s T, ev *Event, out *history.Output) []T
+	step     func(s T, ev *Event, out *history.Output, dst []T) []T
 	hash     func(T) uint64
 	compare  func(a, b T) int
 	describe func(T) string
@@ -43,25 +45,19 @@ func setModel[T comparable](sp spec[T], maxStates int, exploded *atomic.Bool) po
 			states := state.([]T)
 			ev := input.(*Event)
 			out, _ := output.(*history.Output)
-			seen := make(map[T]struct{}, len(states))
 			next := make([]T, 0, len(states))
 			for _, s := range states {
-				for _, n := range sp.step(s, ev, out) {
-					if _, dup := seen[n]; dup {
-						continue
-					}
-					if len(next) == maxStates {
-						exploded.Store(true)
-						return false, state
-					}
-					seen[n] = struct{}{}
-					next = append(next, n)
-				}
+				next = sp.step(s, ev, out, next)
 			}
 			if len(next) == 0 {
 				return false, state
 			}
 			slices.SortFunc(next, sp.compare)
+			next = slices.CompactFunc(next, func(a, b T) bool { return sp.compare(a, b) == 0 })
+			if len(next) > maxStates {
+				exploded.Store(true)
+				return false, state
+			}
 			return true, next
 		},
 		Equal: func(a, b any) bool { return slices.Equal(a.([]T), b.([]T)) },
