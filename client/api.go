@@ -291,14 +291,9 @@ func (c *Client) Watch(ctx context.Context, name string, fn func(httpapi.WatchEv
 			return err
 		}
 		idx++
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause(ctx, &backoff) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 

@@ -280,15 +280,24 @@ func (c *Client) do(ctx context.Context, cl call) error {
 				return finalError(last, ctx.Err(), maybeApplied)
 			}
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause(ctx, &backoff) {
 			return finalError(last, ctx.Err(), maybeApplied)
-		case <-t.C:
 		}
-		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// pause waits for *backoff, doubled (up to one second) for the next wait.
+// It returns false, early, if ctx ends first.
+func pause(ctx context.Context, backoff *time.Duration) bool {
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	}
+	*backoff = min(*backoff*2, time.Second)
+	return true
 }
 
 // finalError is the error of a call that ran out of time or attempts:
