@@ -355,8 +355,13 @@ func (n *Nemesis) member(ctx context.Context) error {
 		return err
 	}
 	// The node adds itself through --join; wait until the leader lists it.
+	// A via that cannot be asked does not count as the node being back.
 	err := retry(context.Background(), 20*time.Second, func(ctx context.Context) error {
-		if !n.isMember(victim, via) {
+		listed, err := n.lists(ctx, victim, via)
+		if err != nil {
+			return err
+		}
+		if !listed {
 			return fmt.Errorf("%s not yet a member", victim)
 		}
 		return nil
@@ -374,14 +379,20 @@ func (n *Nemesis) member(ctx context.Context) error {
 func (n *Nemesis) isMember(id, via string) bool {
 	var listed bool
 	err := retry(context.Background(), 5*time.Second, func(ctx context.Context) error {
-		st, err := n.cl.Status(ctx, via)
-		if err != nil {
-			return err
-		}
-		listed = slices.ContainsFunc(st.Members, func(m httpapi.MemberInfo) bool { return m.ID == id })
-		return nil
+		var err error
+		listed, err = n.lists(ctx, id, via)
+		return err
 	})
 	return err != nil || listed
+}
+
+// lists asks node via, once, whether it lists id as a member.
+func (n *Nemesis) lists(ctx context.Context, id, via string) (bool, error) {
+	st, err := n.cl.Status(ctx, via)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(st.Members, func(m httpapi.MemberInfo) bool { return m.ID == id }), nil
 }
 
 // HealAll ends every fault: continues paused nodes, restarts dead ones,
