@@ -282,12 +282,11 @@ func (r *replica) recover(recs []decided) error {
 	// Decisions logged beyond a gap: the applier applies them once the gap
 	// fills; the engine learns them so that it never votes there.
 	var pend []decided
-	other := (r.self + 1) % len(r.members)
 	for slot, v := range later {
 		pend = append(pend, decided{slot: slot, v: v})
 		r.next = max(r.next, slot+1)
-		if other != r.self && r.inWindow(slot) {
-			_ = r.engine.Step(other, wmvc.DecisionMessage(slot, v))
+		if r.inWindow(slot) {
+			_ = r.engine.Adopt(slot, v)
 		}
 	}
 	if ok && hwm >= applied {

@@ -316,6 +316,20 @@ func (e *Engine) Abandon(slot uint64) error {
 	return nil
 }
 
+// Adopt records slot's decision v (nil: null), which the caller knows from
+// its own log, as a peer's announcement would: this replica will never
+// vote in the slot, and the decision is reported in Ready. It does nothing
+// to a slot decided here.
+func (e *Engine) Adopt(slot uint64, v *Value) error {
+	in, err := e.undecided(slot)
+	if in == nil {
+		return err
+	}
+	m := DecisionMessage(slot, v)
+	e.learnDecision(in, &m)
+	return nil
+}
+
 // DecideNull decides slot null on this replica and announces it. It does
 // nothing to a slot decided here. The caller must know that no replica
 // decided the slot and none ever will in the protocol: every replica has

@@ -611,3 +611,26 @@ func TestAbandonAndDecideNull(t *testing.T) {
 		t.Fatalf("abandon beyond the window: %v", err)
 	}
 }
+
+// TestAdopt: a decision known from the caller's log is reported once, and
+// the slot counts as decided; adopting it again changes nothing.
+func TestAdopt(t *testing.T) {
+	a := valueFor(3, "A")
+	e := newTestEngine(t, 0, 3)
+	if err := e.Adopt(3, a); err != nil {
+		t.Fatal(err)
+	}
+	r := e.Ready()
+	if len(r.Decisions) != 1 || r.Decisions[0].Slot != 3 || !r.Decisions[0].Value.Equal(a) || e.State(3) != SlotDecided {
+		t.Fatalf("adopted %+v, state %d", r.Decisions, e.State(3))
+	}
+	if err := e.Adopt(3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.Ready(); !r.Empty() {
+		t.Fatalf("adopting a decided slot again produced %+v", r)
+	}
+	if v, ok := e.Decided(3); !ok || !v.Equal(a) {
+		t.Fatalf("decided %v %v", v, ok)
+	}
+}
