@@ -29,12 +29,11 @@ type Instance struct {
 // NewInstance registers an instance and keeps it alive until Close or
 // until ctx ends.
 func (n *Node) NewInstance(ctx context.Context, ttl time.Duration) (*Instance, error) {
-	sent := time.Now()
-	id, err := n.Grant(ctx, ttl)
+	k, err := n.grantKept(ctx, ctx, ttl)
 	if err != nil {
 		return nil, err
 	}
-	return &Instance{n: n, keeper: n.keep(ctx, id, ttl, sent)}, nil
+	return &Instance{n: n, keeper: k}, nil
 }
 
 // ID returns the instance's id (its lease id).

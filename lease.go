@@ -85,6 +85,17 @@ func (n *Node) keep(ctx context.Context, id uint64, ttl time.Duration, sent time
 	return k
 }
 
+// grantKept grants a lease of ttl and keeps it alive under keepCtx. The
+// holder's view of it counts from before the grant was sent.
+func (n *Node) grantKept(ctx, keepCtx context.Context, ttl time.Duration) (*Keeper, error) {
+	sent := time.Now()
+	id, err := n.Grant(ctx, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return n.keep(keepCtx, id, ttl, sent), nil
+}
+
 // deadline is the holder's conservative view of a renewal sent at sent:
 // its clock then, plus the TTL, less the drift margin.
 func (k *Keeper) deadline(sent time.Time, ttl time.Duration) time.Time {

@@ -55,17 +55,15 @@ func (n *Node) AcquireLock(ctx context.Context, name, holder string, ttl, wait t
 	if err := (&Command{Op: OpLockAcquire, Name: name, Holder: holder, Lease: 1}).Validate(); err != nil {
 		return LockInfo{}, err
 	}
-	sent := time.Now()
-	lease, err := n.Grant(ctx, ttl)
+	// The keeper holds the lease while the request waits in the queue.
+	k, err := n.grantKept(ctx, context.Background(), ttl)
 	if err != nil {
 		return LockInfo{}, err
 	}
-	// The keeper holds the lease while the request waits in the queue.
-	k := n.keep(context.Background(), lease, ttl, sent)
 	defer k.Stop()
 	info, err := n.acquireUnder(ctx, name, holder, k, wait, 0)
 	if err != nil {
-		n.abandon(lease)
+		n.abandon(k.ID())
 	}
 	return info, err
 }
@@ -136,7 +134,7 @@ func (n *Node) awaitGrant(ctx context.Context, name string, lease uint64, wait t
 // lease ended meanwhile, the request may have held the lock in between;
 // the acquire fails with ErrLeaseExpired, not ErrLockHeld.
 func (n *Node) giveUpWaiting(name string, lease uint64) (Result, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	r, err := n.Do(ctx, Command{Op: OpLockRelease, Flags: FlagWithdraw, Name: name, Lease: lease})
 	if errors.Is(err, ErrLeaseExpired) {
@@ -155,24 +153,33 @@ func (n *Node) giveUpWaiting(name string, lease uint64) (Result, error) {
 // wait ended) off lock name, in the background so the caller's ended
 // context does not stop it.
 func (n *Node) withdraw(name string, lease uint64) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
+	n.cleanUp(func(ctx context.Context) {
 		if _, err := n.Do(ctx, Command{Op: OpLockRelease, Name: name, Lease: lease}); err != nil {
 			n.log.Debug("withdrawing lock request", "lock", name, "lease", lease, "err", err)
 		}
-	}()
+	})
 }
 
 // abandon withdraws a lease that did not get its lock, in the background
 // so the caller's ended context does not stop the clean-up.
 func (n *Node) abandon(lease uint64) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
+	n.cleanUp(func(ctx context.Context) {
 		if err := n.Revoke(ctx, lease); err != nil && !errors.Is(err, ErrLeaseExpired) && !errors.Is(err, ErrClosed) {
 			n.log.Debug("revoking abandoned lock lease", "lease", lease, "err", err)
 		}
+	})
+}
+
+// cleanupTimeout bounds a lock clean-up the caller does not wait for, or
+// whose outcome it needs although its own context has ended.
+const cleanupTimeout = 5 * time.Second
+
+// cleanUp runs fn in the background under a deadline of its own.
+func (n *Node) cleanUp(fn func(ctx context.Context)) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		fn(ctx)
 	}()
 }
 
@@ -315,13 +322,12 @@ func (m *Mutex) lease(ctx context.Context) (*Keeper, error) {
 			return m.session, nil
 		}
 	}
-	sent := time.Now()
-	id, err := m.n.Grant(ctx, m.opts.TTL)
+	k, err := m.n.grantKept(ctx, context.Background(), m.opts.TTL)
 	if err != nil {
 		return nil, err
 	}
-	m.session = m.n.keep(context.Background(), id, m.opts.TTL, sent)
-	return m.session, nil
+	m.session = k
+	return k, nil
 }
 
 func (m *Mutex) lock(ctx context.Context, wait time.Duration) error {
