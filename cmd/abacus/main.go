@@ -35,6 +35,7 @@ import (
 
 	"github.com/abacuskit/abacus/client"
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/internal/tlsfiles"
 )
 
 // Exit codes.
@@ -270,7 +271,7 @@ func (c *cli) connect() error {
 		opts = append(opts, client.WithoutRetries())
 	}
 	if c.tlsCert != "" || c.tlsCA != "" {
-		conf, err := loadTLS(c.tlsCert, c.tlsKey, c.tlsCA)
+		conf, err := tlsfiles.Load(c.tlsCert, c.tlsKey, c.tlsCA)
 		if err != nil {
 			return &exitErr{exitUsage, err}
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/client"
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/internal/tlsfiles"
 	"github.com/abacuskit/abacus/rabia"
 )
 
@@ -118,29 +118,20 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
+// loadTLS returns the node's mutual-TLS configuration, or nil without
+// --tls-cert. The CA both verifies the peers a node dials and is required
+// of every client that connects to it.
 func loadTLS(cert, key, ca string) (*tls.Config, error) {
 	if cert == "" {
 		return nil, nil
 	}
-	pair, err := tls.LoadX509KeyPair(cert, key)
+	conf, err := tlsfiles.Load(cert, key, ca)
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, err
 	}
-	pem, err := os.ReadFile(ca)
-	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tls: no certificates in %s", ca)
-	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{pair},
-		RootCAs:      pool,
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS12,
-	}, nil
+	conf.ClientCAs = conf.RootCAs
+	conf.ClientAuth = tls.RequireAndVerifyClientCert
+	return conf, nil
 }
 
 // runNode runs one node in the foreground until ctx ends (SIGTERM or
