@@ -12,8 +12,10 @@ import (
 	"github.com/abacuskit/abacus/internal/testcluster"
 )
 
-// TestCommands runs the command line in-process against a real node.
-func TestCommands(t *testing.T) {
+// oneNode starts a one-node cluster, waits until it serves reads and
+// puts the HTTP API in front of it. The context ends with the test.
+func oneNode(t *testing.T) (*testcluster.Cluster, context.Context, *httptest.Server) {
+	t.Helper()
 	c := testcluster.New(t, 1)
 	ctx := testcluster.Context(t, 30*time.Second)
 	if _, err := c.Nodes[0].Get(ctx, "warm-up"); err != nil {
@@ -21,6 +23,12 @@ func TestCommands(t *testing.T) {
 	}
 	srv := httptest.NewServer(httpapi.New(c.Nodes[0], httpapi.WithLogger(testcluster.Logger())))
 	t.Cleanup(srv.Close)
+	return c, ctx, srv
+}
+
+// TestCommands runs the command line in-process against a real node.
+func TestCommands(t *testing.T) {
+	c, _, srv := oneNode(t)
 	env := map[string]string{"ABACUS_CLUSTER": srv.URL}
 	getenv := func(k string) string { return env[k] }
 
@@ -78,13 +86,7 @@ func TestCommands(t *testing.T) {
 
 // TestLock runs a command under a lock and passes its exit code through.
 func TestLock(t *testing.T) {
-	c := testcluster.New(t, 1)
-	ctx := testcluster.Context(t, 30*time.Second)
-	if _, err := c.Nodes[0].Get(ctx, "warm-up"); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpapi.New(c.Nodes[0], httpapi.WithLogger(testcluster.Logger())))
-	t.Cleanup(srv.Close)
+	c, ctx, srv := oneNode(t)
 	getenv := func(string) string { return "" }
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"--cluster", srv.URL, "lock", "L", "--", "sh", "-c", `echo "token $ABACUS_LOCK_TOKEN $ABACUS_LOCK_NAME"; exit 5`}, getenv, &stdout, &stderr)
