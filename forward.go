@@ -81,38 +81,49 @@ func encodeResponse(res *Result, err error) []byte {
 		}
 		err = encErr
 	}
-	status := statusFailed
+	return append([]byte{responseStatus(err)}, err.Error()...)
+}
+
+// responseStatus is the status byte that carries err's kind to the
+// follower: whether the proposal may have applied.
+func responseStatus(err error) byte {
 	switch {
 	case errors.Is(err, ErrIndeterminate):
-		status = statusIndeterminate
+		return statusIndeterminate
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed):
-		status = statusUnavailable
+		return statusUnavailable
 	case errors.Is(err, ErrInvalidArgument):
-		status = statusInvalid
+		return statusInvalid
 	}
-	return append([]byte{status}, err.Error()...)
+	return statusFailed
+}
+
+// responseError rebuilds on the follower the leader's error of a status
+// other than statusOK, with its message.
+func responseError(status byte, msg string) error {
+	switch status {
+	case statusUnavailable:
+		return fmt.Errorf("%w: leader: %s", ErrUnavailable, msg)
+	case statusInvalid:
+		return fmt.Errorf("%w: leader: %s", ErrInvalidArgument, msg)
+	case statusIndeterminate:
+		return fmt.Errorf("%w: leader: %s", ErrIndeterminate, msg)
+	}
+	return fmt.Errorf("abacus: leader: %s", msg)
 }
 
 func decodeResponse(b []byte) (Result, error) {
 	if len(b) == 0 {
 		return Result{}, fmt.Errorf("%w: %w: empty response", ErrIndeterminate, ErrCorrupt)
 	}
-	msg := string(b[1:])
-	switch b[0] {
-	case statusOK:
-		rs, err := DecodeResults(b[1:])
-		if err != nil || len(rs) != 1 {
-			return Result{}, fmt.Errorf("%w: bad response: %v", ErrIndeterminate, err)
-		}
-		return rs[0], nil
-	case statusUnavailable:
-		return Result{}, fmt.Errorf("%w: leader: %s", ErrUnavailable, msg)
-	case statusInvalid:
-		return Result{}, fmt.Errorf("%w: leader: %s", ErrInvalidArgument, msg)
-	case statusIndeterminate:
-		return Result{}, fmt.Errorf("%w: leader: %s", ErrIndeterminate, msg)
+	if b[0] != statusOK {
+		return Result{}, responseError(b[0], string(b[1:]))
 	}
-	return Result{}, fmt.Errorf("abacus: leader: %s", msg)
+	rs, err := DecodeResults(b[1:])
+	if err != nil || len(rs) != 1 {
+		return Result{}, fmt.Errorf("%w: bad response: %v", ErrIndeterminate, err)
+	}
+	return rs[0], nil
 }
 
 // call sends a request to the current leader. Errors say whether it may
@@ -319,32 +330,18 @@ enqueue:
 			outs[i].err = err
 			continue
 		}
-		pd := &pending{p: p, ch: make(chan outcome, 1)}
-		select {
-		case r.queue <- pd:
-			pds[i] = pd
-		case <-ctx.Done():
+		pd, err := r.enqueue(ctx, p)
+		if err != nil {
 			for j := i; j < len(props); j++ {
-				outs[j].err = fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
-			}
-			break enqueue
-		case <-r.ctx.Done():
-			for j := i; j < len(props); j++ {
-				outs[j].err = ErrClosed
+				outs[j].err = err
 			}
 			break enqueue
 		}
+		pds[i] = pd
 	}
 	for i, pd := range pds {
-		if pd == nil {
-			continue
-		}
-		select {
-		case outs[i] = <-pd.ch:
-		case <-ctx.Done():
-			outs[i].err = fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
-		case <-r.ctx.Done():
-			outs[i].err = fmt.Errorf("%w: %w", ErrIndeterminate, ErrClosed)
+		if pd != nil {
+			outs[i] = r.await(ctx, pd)
 		}
 	}
 	return encodeManyResponse(outs)
@@ -362,10 +359,10 @@ func encodeManyResponse(outs []outcome) []byte {
 			results[i] = o.res
 			continue
 		}
-		one := encodeResponse(nil, o.err)
-		b = append(b, one[0])
-		b = binary.AppendUvarint(b, uint64(len(one)-1))
-		b = append(b, one[1:]...)
+		msg := o.err.Error()
+		b = append(b, responseStatus(o.err))
+		b = binary.AppendUvarint(b, uint64(len(msg)))
+		b = append(b, msg...)
 	}
 	rb, err := EncodeResults(results)
 	if err != nil {
@@ -404,12 +401,8 @@ func decodeManyResponse(b []byte, n int) ([]outcome, error) {
 		if k <= 0 || l > uint64(len(b)-k) {
 			return bad("bad message length")
 		}
-		msg := b[k : k+int(l)]
+		outs[i].err = responseError(status, string(b[k:k+int(l)]))
 		b = b[k+int(l):]
-		_, outs[i].err = decodeResponse(append([]byte{status}, msg...))
-		if outs[i].err == nil {
-			return bad("status without a result")
-		}
 	}
 	results, err := DecodeResults(b)
 	if err != nil || len(results) != n {

@@ -370,21 +370,38 @@ func (r *raftReplicator) Propose(ctx context.Context, p Proposal) (Result, error
 
 // submit queues p for the batcher and waits for its result.
 func (r *raftReplicator) submit(ctx context.Context, p Proposal) (Result, error) {
+	pd, err := r.enqueue(ctx, p)
+	if err != nil {
+		return Result{}, err
+	}
+	o := r.await(ctx, pd)
+	return o.res, o.err
+}
+
+// enqueue hands p to the batcher. An error means it was not queued, so it
+// will not apply.
+func (r *raftReplicator) enqueue(ctx context.Context, p Proposal) (*pending, error) {
 	pd := &pending{p: p, ch: make(chan outcome, 1)}
 	select {
 	case r.queue <- pd:
+		return pd, nil
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	case <-r.ctx.Done():
-		return Result{}, ErrClosed
+		return nil, ErrClosed
 	}
+}
+
+// await waits for a queued proposal's outcome; given up on, it may still
+// apply.
+func (r *raftReplicator) await(ctx context.Context, pd *pending) outcome {
 	select {
 	case o := <-pd.ch:
-		return o.res, o.err
+		return o
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
+		return outcome{err: fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())}
 	case <-r.ctx.Done():
-		return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ErrClosed)
+		return outcome{err: fmt.Errorf("%w: %w", ErrIndeterminate, ErrClosed)}
 	}
 }
 
