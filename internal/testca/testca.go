@@ -10,8 +10,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -80,6 +83,28 @@ func (ca *CA) Issue(t testing.TB, name string) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// WriteFiles issues a certificate for name (see Issue) and writes it, its
+// key and the CA's certificate as PEM files in dir, for programs that take
+// file names, and returns the three paths.
+func (ca *CA) WriteFiles(t testing.TB, dir, name string) (certFile, keyFile, caFile string) {
+	t.Helper()
+	leaf := ca.Issue(t, name)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(file, typ string, der []byte) string {
+		p := filepath.Join(dir, file)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write(name+".pem", "CERTIFICATE", leaf.Certificate[0]),
+		write(name+"-key.pem", "PRIVATE KEY", keyDER),
+		write("ca.pem", "CERTIFICATE", ca.cert.Raw)
 }
 
 // TLSConfig returns a node's mutual-TLS configuration: a certificate

@@ -1,63 +1,19 @@
 package tlsfiles_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/abacuskit/abacus/internal/testca"
 	"github.com/abacuskit/abacus/internal/tlsfiles"
 )
 
-// writePEM writes a self-signed certificate and its key and returns the
-// two file names.
-func writePEM(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test"},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for name, b := range map[string]*pem.Block{
-		certFile: {Type: "CERTIFICATE", Bytes: der},
-		keyFile:  {Type: "PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(name, pem.EncodeToMemory(b), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
-}
-
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writePEM(t, dir)
+	cert, key, ca := testca.New(t, "test CA").WriteFiles(t, dir, "node")
 	empty := filepath.Join(dir, "empty.pem")
 	if err := os.WriteFile(empty, []byte("no certificates here\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -72,9 +28,9 @@ func TestLoad(t *testing.T) {
 		errSubstring string
 	}{
 		{name: "nothing", certs: 0},
-		{name: "pair and CA", cert: cert, key: key, ca: cert, certs: 1, roots: true},
+		{name: "pair and CA", cert: cert, key: key, ca: ca, certs: 1, roots: true},
 		{name: "pair only", cert: cert, key: key, certs: 1},
-		{name: "CA only", ca: cert, roots: true},
+		{name: "CA only", ca: ca, roots: true},
 		{name: "key without cert", key: key, errSubstring: "tls: "},
 		{name: "missing cert file", cert: missing, key: key, errSubstring: "tls: "},
 		{name: "missing CA file", ca: missing, errSubstring: "tls: "},
