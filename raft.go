@@ -552,9 +552,8 @@ func (r *raftReplicator) Read(ctx context.Context, cmd Command) (Result, error) 
 }
 
 func (r *raftReplicator) readLocal(ctx context.Context, lt *leaderTerm, cmd Command) (Result, error) {
-	now := time.Now()
-	if r.lease.valid(lt.term, now) {
-		if r.lease.expiresWithin(now, r.cfg.ReadLease/2) {
+	if left, ok := r.lease.remaining(lt.term, time.Now()); ok {
+		if left < r.cfg.ReadLease/2 {
 			// Renew from the read path too: under a flood of reads the
 			// renewal goroutine may not be scheduled in time.
 			r.confirm.kick()

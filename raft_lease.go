@@ -29,9 +29,14 @@ type leaseGrant struct {
 	until time.Time
 }
 
-func (l *readLease) valid(term uint64, now time.Time) bool {
+// remaining returns how long the lease of term has to run at now, and
+// whether it is valid at all.
+func (l *readLease) remaining(term uint64, now time.Time) (time.Duration, bool) {
 	g := l.p.Load()
-	return g != nil && g.term == term && now.Before(g.until)
+	if g == nil || g.term != term || !now.Before(g.until) {
+		return 0, false
+	}
+	return g.until.Sub(now), true
 }
 
 func (l *readLease) extend(term uint64, until time.Time) {
@@ -47,12 +52,6 @@ func (l *readLease) extend(term uint64, until time.Time) {
 }
 
 func (l *readLease) drop() { l.p.Store(nil) }
-
-// expiresWithin reports whether the lease ends within d of now.
-func (l *readLease) expiresWithin(now time.Time, d time.Duration) bool {
-	g := l.p.Load()
-	return g == nil || g.until.Sub(now) < d
-}
 
 // confirmer shares confirmation rounds among concurrent reads: a read
 // joins the next round to start, never one already under way (which could
