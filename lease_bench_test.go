@@ -20,20 +20,12 @@ func BenchmarkLockUnlock(b *testing.B) {
 	n := c.Nodes[c.Leader()]
 	m := n.NewMutex("bench", "b", abacus.MutexOptions{TTL: 10 * time.Second})
 	defer m.Close(ctx)
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
+	benchSerial(b, func() error {
 		if err := m.Lock(ctx); err != nil {
-			b.Fatal(err)
+			return err
 		}
-		if err := m.Unlock(ctx); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	reportPercentiles(b, lat)
+		return m.Unlock(ctx)
+	})
 }
 
 // BenchmarkContendedHolders measures 100 holders on three nodes taking

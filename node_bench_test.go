@@ -101,11 +101,20 @@ func benchAddSerial(b *testing.B, pick func(*testcluster.Cluster) int) {
 	c := benchCluster(b)
 	n := c.Nodes[pick(c)]
 	ctx := context.Background()
+	benchSerial(b, func() error {
+		_, err := n.Add(ctx, "serial", 1)
+		return err
+	})
+}
+
+// benchSerial times b.N calls of op, one after another, and reports their
+// latency percentiles.
+func benchSerial(b *testing.B, op func() error) {
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		if _, err := n.Add(ctx, "serial", 1); err != nil {
+		if err := op(); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(start))
