@@ -327,12 +327,11 @@ func (r *replica) joinValue(v *wmvc.Value) *wmvc.Value {
 
 func (r *replica) send(envs []wmvc.Envelope) {
 	for _, env := range envs {
-		b, err := env.Msg.MarshalBinary()
+		frame, err := env.Msg.AppendBinary([]byte{frameConsensus})
 		if err != nil {
 			r.log.Error("rabia: encoding message", "err", err)
 			continue
 		}
-		frame := append([]byte{frameConsensus}, b...)
 		if env.To == wmvc.Broadcast {
 			r.broadcast(frame)
 		} else {

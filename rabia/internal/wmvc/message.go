@@ -164,8 +164,12 @@ const messageFields = 7
 // MarshalBinary encodes the message: a version byte, then a msgpack array
 // [kind, slot, phase, bit, ask, digest (bin 32 or nil), value ([id, payload]
 // or nil)].
-func (m *Message) MarshalBinary() ([]byte, error) {
-	var buf bytes.Buffer
+func (m *Message) MarshalBinary() ([]byte, error) { return m.AppendBinary(nil) }
+
+// AppendBinary appends the message's encoding (see MarshalBinary) to b,
+// so a caller can put a header before it without copying the message.
+func (m *Message) AppendBinary(b []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(b)
 	n := 64
 	if m.Value != nil {
 		n += len(m.Value.ID) + len(m.Value.Payload)
@@ -174,7 +178,7 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	buf.WriteByte(wireVersion)
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
+	enc.Reset(buf)
 	err := errors.Join(
 		enc.EncodeArrayLen(messageFields),
 		enc.EncodeUint8(uint8(m.Kind)),

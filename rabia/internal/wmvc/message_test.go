@@ -159,3 +159,20 @@ func FuzzDecodeMessage(f *testing.F) {
 		e.Tick()
 	})
 }
+
+// TestAppendBinary: appending to a header gives the header followed by
+// exactly what MarshalBinary gives.
+func TestAppendBinary(t *testing.T) {
+	m := Message{Kind: KindProposal, Slot: 9, Value: valueFor(9, "A")}
+	want, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.AppendBinary([]byte{0xee})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != 0xee || !bytes.Equal(got[1:], want) {
+		t.Fatalf("appended %x, want ee%x", got, want)
+	}
+}
