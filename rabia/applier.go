@@ -325,15 +325,12 @@ func (r *replica) serveRPC(ctx context.Context, from string, method uint8, req [
 			return nil, fmt.Errorf("%w: fetch request", abacus.ErrInvalidArgument)
 		}
 		slot := binary.BigEndian.Uint64(req)
-		recs := r.store.Range(slot, fetchMaxBytes)
+		recs := r.store.Range(slot, fetchMaxBytes, fetchMaxRecords)
 		if len(recs) == 0 && slot < r.applied.Load() {
 			return []byte{fetchCompacted}, nil
 		}
 		out := []byte{fetchOK}
-		for i, d := range recs {
-			if i == fetchMaxRecords {
-				break
-			}
+		for _, d := range recs {
 			out = appendRecord(out, d)
 		}
 		return out, nil

@@ -261,13 +261,14 @@ func (s *storage) getLocked(slot uint64) (decided, bool) {
 }
 
 // Range returns the decisions of consecutive slots from `from`, stopping at
-// the first slot the log lacks or once maxBytes of records are gathered.
-func (s *storage) Range(from uint64, maxBytes int) []decided {
+// the first slot the log lacks, once maxBytes of records are gathered, or
+// at maxRecords records.
+func (s *storage) Range(from uint64, maxBytes, maxRecords int) []decided {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []decided
 	size := 0
-	for slot := from; size < maxBytes; slot++ {
+	for slot := from; size < maxBytes && len(out) < maxRecords; slot++ {
 		d, ok := s.getLocked(slot)
 		if !ok {
 			break

@@ -54,10 +54,10 @@ func TestStorageRoundTrip(t *testing.T) {
 			t.Fatalf("get %d: %+v %v", d.slot, got, ok)
 		}
 	}
-	if rng := s.Range(0, 1<<20); len(rng) != 3 || rng[0].slot != 0 || rng[2].slot != 2 {
+	if rng := s.Range(0, 1<<20, 1<<20); len(rng) != 3 || rng[0].slot != 0 || rng[2].slot != 2 {
 		t.Fatalf("range: %+v", rng)
 	}
-	if rng := s.Range(0, 1); len(rng) != 1 {
+	if rng := s.Range(0, 1, 1<<20); len(rng) != 1 {
 		t.Fatalf("range bounded by bytes: %d records", len(rng))
 	}
 	_, recs = reopen(t, s, dir)
