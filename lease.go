@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Leases live in state-machine time (DESIGN.md, rule 4): a lease's
+// Leases live in state-machine time (docs/DESIGN.md, rule 4): a lease's
 // remaining time survives a change of leader, and a leader with a wrong
 // wall clock cannot end one early. A lease ends by a replicated command
 // whose time reaches its deadline, and everything attached to it (locks it

@@ -13,7 +13,7 @@ import (
 //
 // Implementations coalesce concurrent proposals into shared log entries,
 // stamp each proposal's Time from a clock that never runs backwards across
-// proposers (DESIGN.md, rule 4), and retry proposals whose outcome is
+// proposers (docs/DESIGN.md, rule 4), and retry proposals whose outcome is
 // unknown with the same client id and sequence number, which the state
 // machine deduplicates.
 type Replicator interface {

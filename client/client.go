@@ -1,4 +1,4 @@
-// Package client is a Go client for the HTTP API of abacus nodes (API.md),
+// Package client is a Go client for the HTTP API of abacus nodes (docs/API.md),
 // as served by package httpapi and the node program in examples/cluster.
 //
 // A Client is given the HTTP endpoints of some or all members. By default

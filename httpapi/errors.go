@@ -33,7 +33,7 @@ func invalid(format string, args ...any) error {
 	return &apiError{http.StatusBadRequest, "invalid_argument", fmt.Sprintf(format, args...)}
 }
 
-// errorStatus maps an error to its status and code (API.md's table, plus
+// errorStatus maps an error to its status and code (docs/API.md's table, plus
 // cas_mismatch for a compare-and-set that aborts a batch). write says
 // whether the request may have changed state: a write that timed out is
 // indeterminate, a read that timed out merely unavailable.

@@ -9,7 +9,7 @@ import (
 	"github.com/abacuskit/abacus"
 )
 
-// TestErrorStatus maps every error the node returns to API.md's status and
+// TestErrorStatus maps every error the node returns to docs/API.md's status and
 // code.
 func TestErrorStatus(t *testing.T) {
 	op := func(c abacus.Code) error { return &abacus.OpError{Code: c, Index: -1} }

@@ -1,5 +1,5 @@
 // Package httpapi serves an abacus node over HTTP with the JSON API of
-// API.md: counters, batches, watches, locks, instances, cluster status and
+// docs/API.md: counters, batches, watches, locks, instances, cluster status and
 // membership, health, readiness and Prometheus metrics. Any service that
 // embeds abacus can mount it:
 //

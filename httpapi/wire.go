@@ -8,7 +8,7 @@ import (
 	"strconv"
 )
 
-// The JSON bodies of the HTTP API (API.md). Package client uses the same
+// The JSON bodies of the HTTP API (docs/API.md). Package client uses the same
 // types, so the two sides cannot drift apart.
 
 // ID is a lease or instance id. It is a uint64 written in JSON as a decimal
@@ -57,8 +57,8 @@ type Fence struct {
 }
 
 // AddRequest is the body of POST /v1/counters/{name}/add. Only Delta is
-// required. ExpiryMS (an addition to API.md) starts an expiry window on the
-// counter's first add: when it ends, the counter resets.
+// required. ExpiryMS starts an expiry window on the counter's first add:
+// when it ends, the counter resets.
 type AddRequest struct {
 	Delta    *int64 `json:"delta"`
 	Min      *int64 `json:"min,omitempty"`
@@ -157,7 +157,7 @@ type BatchResponse struct {
 }
 
 // WatchEvent is one event of a watch stream: the counter's value and the
-// log revision of its last change. Exists (an addition to API.md) is false
+// log revision of its last change. Exists is false
 // once the counter is deleted or expired.
 type WatchEvent struct {
 	Value    int64  `json:"value"`
@@ -218,8 +218,7 @@ type MemberInfo struct {
 	Voter    bool   `json:"voter"`
 }
 
-// ClusterStatus is the reply to GET /v1/cluster. State and CommitIndex
-// are additions to API.md.
+// ClusterStatus is the reply to GET /v1/cluster (docs/API.md).
 type ClusterStatus struct {
 	Node         string       `json:"node"`
 	Backend      string       `json:"backend"`
@@ -231,8 +230,7 @@ type ClusterStatus struct {
 	Members      []MemberInfo `json:"members"`
 }
 
-// StateResponse is the reply to GET /v1/cluster/state (an addition to
-// API.md): a hash of this node's state machine and the log position it
+// StateResponse is the reply to GET /v1/cluster/state: a hash of this node's state machine and the log position it
 // has applied. Nodes that applied the same position have equal hashes.
 type StateResponse struct {
 	AppliedIndex uint64 `json:"applied_index"`
@@ -272,7 +270,7 @@ type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
 }
 
-// ErrorDetail describes an error: a code from API.md's table and a
+// ErrorDetail describes an error: a code from docs/API.md's table and a
 // message. Holder is set for lock_held; Index names the failing operation
 // of a batch.
 type ErrorDetail struct {

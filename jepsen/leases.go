@@ -13,7 +13,7 @@ import (
 // NameLeaseExpiry is the runner's check that no lock lease ends early.
 const NameLeaseExpiry = "lease-expiry"
 
-// leaseExpiry checks what a lock holder relies on (DESIGN.md: its lease is
+// leaseExpiry checks what a lock holder relies on (docs/DESIGN.md: its lease is
 // valid until its clock when it sent the request plus the TTL, less a drift
 // margin): while a holder's lease must still be valid by that rule, and it
 // has not begun to release the lock, no one else acquires the lock.

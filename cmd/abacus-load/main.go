@@ -4,7 +4,7 @@
 // By default it starts a three-node cluster inside its own process: each
 // node in a temporary data directory with a durable log (fsync on unless
 // -nosync), on a free loopback port. With -attach it drives running nodes
-// through their HTTP API instead (see API.md).
+// through their HTTP API instead (see docs/API.md).
 //
 // Usage:
 //

@@ -131,7 +131,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return exitCode(err)
 }
 
-// exitCode maps an API error to the exit codes of API.md.
+// exitCode maps an API error to the exit codes of docs/API.md.
 func exitCode(err error) int {
 	switch {
 	case errors.Is(err, client.ErrUnavailable), errors.Is(err, client.ErrIndeterminate),

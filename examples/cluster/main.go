@@ -1,5 +1,5 @@
 // Command cluster runs abacus as a real program: one process per node, each
-// serving the HTTP API of API.md.
+// serving the HTTP API of docs/API.md.
 //
 //	go run ./examples/cluster                 # demo: a three-process cluster on loopback,
 //	                                          # shown working, then stopped

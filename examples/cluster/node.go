@@ -21,7 +21,7 @@ import (
 	"github.com/abacuskit/abacus/rabia"
 )
 
-// nodeFlags are the flags of `cluster node` (API.md).
+// nodeFlags are the flags of `cluster node` (docs/API.md).
 type nodeFlags struct {
 	id, data, peerAddr, httpAddr string
 	peers, peerHTTP, join        string

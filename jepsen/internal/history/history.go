@@ -14,7 +14,7 @@
 //   - Info: the outcome is unknown (HTTP 504, a client timeout, a reset
 //     connection); the request may or may not have taken effect.
 //
-// Mapping HTTP answers (see API.md) onto an Op:
+// Mapping HTTP answers (see docs/API.md) onto an Op:
 //
 //	200                          Ok, Output filled from the response body
 //	409 overflow, underflow,     Ok, Output.Error = the code (CodeOverflow, ...);
