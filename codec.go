@@ -22,15 +22,18 @@ const MaxEntryProposals = 1 << 16
 
 const (
 	commandFields  = 17
-	proposalFields = 5
-	resultFields   = 14
+	proposalFields = 6
+	// minProposalFields is the field count of proposals written before Key
+	// was appended.
+	minProposalFields = 5
+	resultFields      = 14
 )
 
 // The fewest bytes one encoded proposal or result can take (every field a
 // one-byte msgpack value). A decoder checks declared counts against the
 // bytes left before it allocates for them.
 const (
-	minProposalBytes = 1 + (proposalFields - 1) + 1 + commandFields
+	minProposalBytes = 1 + (minProposalFields - 1) + 1 + commandFields
 	minResultBytes   = 1 + resultFields
 )
 
@@ -173,7 +176,13 @@ func encodeProposal(enc *msgpack.Encoder, p *Proposal) error {
 	if e.err != nil {
 		return e.err
 	}
-	return encodeCommand(enc, &p.Cmd)
+	if err := encodeCommand(enc, &p.Cmd); err != nil {
+		return err
+	}
+	if p.Key.IsZero() {
+		return enc.EncodeBytesLen(0)
+	}
+	return enc.EncodeBytes(p.Key[:])
 }
 
 func encodeCommand(enc *msgpack.Encoder, c *Command) error {
@@ -338,7 +347,7 @@ func decodeLen(dec *msgpack.Decoder, limit int) (int, error) {
 
 func decodeProposal(dec *msgpack.Decoder, p *Proposal) error {
 	d := decoder{Decoder: dec}
-	n := d.fields(proposalFields)
+	n := d.fields(minProposalFields)
 	p.Client = d.uint()
 	p.Seq = d.uint()
 	p.Ack = d.uint()
@@ -349,8 +358,27 @@ func decodeProposal(dec *msgpack.Decoder, p *Proposal) error {
 	if err := decodeCommand(dec, &p.Cmd, true); err != nil {
 		return err
 	}
+	if n >= proposalFields {
+		d.key(&p.Key)
+	}
 	d.skip(n - proposalFields)
 	return d.wrap()
+}
+
+// key reads a KeyID: an empty (or nil) byte string for none, else 16 bytes.
+func (d *decoder) key(k *KeyID) {
+	if d.err != nil {
+		return
+	}
+	n, err := d.DecodeBytesLen()
+	switch {
+	case err != nil:
+		d.err = err
+	case n == 16:
+		d.err = d.ReadFull(k[:])
+	case n > 0:
+		d.err = fmt.Errorf("%w: idempotency key of %d bytes", ErrCorrupt, n)
+	}
 }
 
 func decodeCommand(dec *msgpack.Decoder, c *Command, top bool) error {

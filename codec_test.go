@@ -142,6 +142,9 @@ func encodeWithExtras(t *testing.T, p *Proposal) []byte {
 	e.uint(p.Ack)
 	e.int(p.Time)
 	cmd(&p.Cmd)
+	if e.err == nil {
+		e.err = enc.EncodeBytes(p.Key[:])
+	}
 	extras()
 	if e.err != nil {
 		t.Fatal(e.err)

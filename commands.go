@@ -1,6 +1,7 @@
 package abacus
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -43,6 +44,10 @@ const (
 	OpLockRelease
 	// OpLockGet reports lock Name's holder, token and lease.
 	OpLockGet
+	// OpSessionOpen opens a client session for exactly-once proposals; the
+	// result's Value is its id. Only the state machine issues session ids,
+	// so an id it does not know was never opened or has been forgotten.
+	OpSessionOpen
 	opLimit // first unused value
 )
 
@@ -62,6 +67,7 @@ var opNames = [opLimit]string{
 	OpLockAcquire:    "lock-acquire",
 	OpLockRelease:    "lock-release",
 	OpLockGet:        "lock-get",
+	OpSessionOpen:    "session-open",
 }
 
 // String returns the operation's short name.
@@ -232,7 +238,7 @@ func (c *Command) validate(inBatch bool) error {
 		return invalidf("instance on a %s command", c.Op)
 	}
 	switch c.Op {
-	case OpTick:
+	case OpTick, OpSessionOpen:
 		return nil
 	case OpLeaseGrant:
 		if c.TTL <= 0 {
@@ -283,8 +289,9 @@ func validName(what, name string) error {
 // client's identity for exactly-once application, and with the proposer's
 // time, from which the state machine's clock advances.
 type Proposal struct {
-	// Client identifies the proposing client session; 0 means no
-	// deduplication (ticks, reads).
+	// Client identifies the proposing client session, an id from
+	// OpSessionOpen; 0 means no session (ticks, reads, session opens, and
+	// proposals that carry a Key instead).
 	Client uint64
 	// Seq is the client's sequence number for this proposal, from 1. A
 	// proposal with a (Client, Seq) already applied returns the first result.
@@ -298,7 +305,26 @@ type Proposal struct {
 	Time int64
 	// Cmd is the operation.
 	Cmd Command
+	// Key, when not zero, makes the proposal idempotent by key instead of
+	// by session: the first proposal with a key runs, and any other with
+	// the same key returns its result, for as long as the state machine
+	// keeps the key (FSMOptions.KeyTTL).
+	Key KeyID
 }
+
+// KeyID identifies an idempotency key in the log: the first 16 bytes of the
+// key's SHA-256, so that keys of any length take the same room and nobody
+// can choose a key that collides with another's. The zero KeyID is no key.
+type KeyID [16]byte
+
+// KeyIDOf returns the KeyID of an idempotency key.
+func KeyIDOf(key string) KeyID {
+	sum := sha256.Sum256([]byte(key))
+	return KeyID(sum[:16])
+}
+
+// IsZero reports whether k is the zero KeyID (no key).
+func (k KeyID) IsZero() bool { return k == KeyID{} }
 
 // Result is the outcome of a command. Which fields matter depends on the
 // operation; Code tells whether it succeeded.

@@ -41,6 +41,11 @@ var (
 	// ErrTooManyInFlight reports a client with more unacknowledged proposals
 	// than the exactly-once window allows. Nothing was applied.
 	ErrTooManyInFlight = errors.New("abacus: too many unacknowledged proposals")
+	// ErrLimitReached reports a command refused because the state it would
+	// add is at a configured bound (FSMOptions: counters, leases, locks,
+	// idempotency keys). Nothing changed; it may succeed once state is
+	// removed or has expired.
+	ErrLimitReached = errors.New("abacus: limit reached")
 	// ErrUnavailable reports that a request was definitely not applied: no
 	// quorum, no leader, or the node is shutting down. It is safe to retry.
 	ErrUnavailable = errors.New("abacus: unavailable")
@@ -78,6 +83,7 @@ const (
 	CodeSessionExpired
 	CodeTooManyInFlight
 	CodeMismatch
+	CodeLimitReached
 	codeLimit // first unused value
 )
 
@@ -95,6 +101,7 @@ var codeErrors = [codeLimit]error{
 	CodeSessionExpired:  ErrSessionExpired,
 	CodeTooManyInFlight: ErrTooManyInFlight,
 	CodeMismatch:        ErrMismatch,
+	CodeLimitReached:    ErrLimitReached,
 }
 
 // Err returns the sentinel error for c, or nil for CodeOK.
@@ -134,6 +141,8 @@ func (c Code) String() string {
 		return "too_many_in_flight"
 	case CodeMismatch:
 		return "cas_mismatch"
+	case CodeLimitReached:
+		return "limit_reached"
 	}
 	return fmt.Sprintf("code(%d)", uint8(c))
 }

@@ -28,6 +28,7 @@ type FSM struct {
 
 	counters map[string]*counter
 	sessions *sessionTable
+	keys     *keyTable
 	leases   map[uint64]*lease
 	locks    map[string]*lock
 	timers   timerHeap
@@ -39,12 +40,13 @@ type FSM struct {
 	journal *journal
 }
 
-// FSMOptions tune the exactly-once table. Every replica of a cluster must
-// use the same options: they decide results.
+// FSMOptions bound the state machine's memory: the exactly-once tables and
+// every kind of state a client can create. Every replica of a cluster must
+// use the same options: they decide results. A zero or negative field takes
+// its default.
 type FSMOptions struct {
 	// SessionTTL is how long, in state-machine time, a client session may be
-	// idle before it is forgotten. Default 15 minutes (the HTTP API promises
-	// to keep idempotency keys at least 10 minutes).
+	// idle before it is forgotten. Default 15 minutes.
 	SessionTTL time.Duration
 	// SessionWindow is the largest number of unacknowledged proposals one
 	// client may have: a proposal with Seq >= Ack+SessionWindow is refused
@@ -56,6 +58,26 @@ type FSMOptions struct {
 	// MaxResults bounds the recorded results over all sessions; past it the
 	// least recently active sessions are evicted. Default 1048576.
 	MaxResults int
+	// KeyTTL is how long, in state-machine time, the result of a write with
+	// an idempotency key is kept after it applied. Default 15 minutes (the
+	// HTTP API promises at least 10).
+	KeyTTL time.Duration
+	// MaxKeys bounds the results kept for idempotency keys (a batch counts
+	// one per operation). Keys are never dropped before KeyTTL: at the bound
+	// a write with a new key fails with ErrLimitReached, so the keyed write
+	// rate a cluster sustains is MaxKeys/KeyTTL (about 1,165/s with the
+	// defaults). Each key takes about 200 bytes. Default 1048576.
+	MaxKeys int
+	// MaxCounters bounds the number of counters; an operation that would
+	// create one more fails with ErrLimitReached. Default 4194304.
+	MaxCounters int
+	// MaxLeases bounds the number of live leases (instances and lock
+	// holders' leases included); a grant past it fails with
+	// ErrLimitReached. Default 1048576.
+	MaxLeases int
+	// MaxLocks bounds the number of locks held or waited for; an acquire
+	// of one more fails with ErrLimitReached. Default 1048576.
+	MaxLocks int
 }
 
 func (o FSMOptions) withDefaults() FSMOptions {
@@ -70,6 +92,21 @@ func (o FSMOptions) withDefaults() FSMOptions {
 	}
 	if o.MaxResults <= 0 {
 		o.MaxResults = 1 << 20
+	}
+	if o.KeyTTL <= 0 {
+		o.KeyTTL = 15 * time.Minute
+	}
+	if o.MaxKeys <= 0 {
+		o.MaxKeys = 1 << 20
+	}
+	if o.MaxCounters <= 0 {
+		o.MaxCounters = 1 << 22
+	}
+	if o.MaxLeases <= 0 {
+		o.MaxLeases = 1 << 20
+	}
+	if o.MaxLocks <= 0 {
+		o.MaxLocks = 1 << 20
 	}
 	// One session alone must fit under the results cap, since the session
 	// being served is never evicted.
@@ -101,6 +138,7 @@ func (f *FSM) reset() {
 	f.index, f.now, f.ops = 0, 0, 0
 	f.counters = make(map[string]*counter)
 	f.sessions = newSessionTable()
+	f.keys = newKeyTable()
 	f.leases = make(map[uint64]*lease)
 	f.locks = make(map[string]*lock)
 	f.timers = nil
@@ -161,7 +199,12 @@ func (f *FSM) advanceIndex(index uint64) {
 
 func (f *FSM) applyProposal(p *Proposal) Result {
 	f.advanceTime(p.Time)
-	if p.Client == 0 || p.Seq == 0 || p.Cmd.Op.ReadOnly() {
+	switch {
+	case p.Cmd.Op.ReadOnly():
+		return f.execute(&p.Cmd)
+	case !p.Key.IsZero():
+		return f.keys.apply(f, p)
+	case p.Client == 0 || p.Seq == 0:
 		return f.execute(&p.Cmd)
 	}
 	return f.sessions.apply(f, p)
@@ -169,13 +212,15 @@ func (f *FSM) applyProposal(p *Proposal) Result {
 
 // advanceTime moves state-machine time forward to t (never back) and
 // expires whatever is due at the new time: leases (with everything attached
-// to them), expiring counters, lock-delays and idle client sessions.
+// to them), expiring counters, lock-delays, idle client sessions and
+// idempotency keys.
 func (f *FSM) advanceTime(t int64) {
 	if t > f.now {
 		f.now = t
 	}
 	f.fireTimers()
 	f.sessions.expire(f.now - int64(f.opts.SessionTTL))
+	f.keys.expire(f.now)
 }
 
 // execute validates and runs one command.
@@ -210,6 +255,8 @@ func (f *FSM) execute(c *Command) Result {
 		return f.release(c)
 	case OpLockGet:
 		return f.lockInfo(c)
+	case OpSessionOpen:
+		return f.sessions.open(f)
 	}
 	return failed(CodeInvalidArgument)
 }
@@ -244,6 +291,7 @@ type Stats struct {
 	Counters  int
 	Sessions  int
 	Results   int
+	Keys      int
 	Leases    int
 	Locks     int
 	Timers    int
@@ -256,13 +304,13 @@ func (f *FSM) Stats() Stats {
 	defer f.mu.RUnlock()
 	return Stats{
 		Index: f.index, Now: f.now, Ops: f.ops,
-		Counters: len(f.counters), Sessions: len(f.sessions.byID), Results: f.sessions.results,
+		Counters: len(f.counters), Sessions: len(f.sessions.byID), Results: f.sessions.results, Keys: f.keys.len(),
 		Leases: len(f.leases), Locks: len(f.locks), Timers: len(f.timers), NextToken: f.nextToken,
 	}
 }
 
 // String implements fmt.Stringer.
 func (s Stats) String() string {
-	return fmt.Sprintf("index=%d now=%d ops=%d counters=%d sessions=%d results=%d leases=%d locks=%d",
-		s.Index, s.Now, s.Ops, s.Counters, s.Sessions, s.Results, s.Leases, s.Locks)
+	return fmt.Sprintf("index=%d now=%d ops=%d counters=%d sessions=%d results=%d keys=%d leases=%d locks=%d",
+		s.Index, s.Now, s.Ops, s.Counters, s.Sessions, s.Results, s.Keys, s.Leases, s.Locks)
 }

@@ -38,8 +38,12 @@ func (e *benchEntries) next() []Proposal {
 		c := e.n % len(e.seqs)
 		e.seqs[c]++
 		seq := e.seqs[c]
+		ack := uint64(1)
+		if seq > 8 {
+			ack = seq - 8
+		}
 		props[i] = Proposal{
-			Client: uint64(c + 1), Seq: seq, Ack: max(1, seq-8), Time: e.now,
+			Client: uint64(c + 1), Seq: seq, Ack: ack, Time: e.now,
 			Cmd: Command{Op: OpAdd, Name: e.names[e.n%len(e.names)], Delta: 1},
 		}
 		e.n++
@@ -82,6 +86,10 @@ func BenchmarkApplyAddInBatch(b *testing.B) {
 			gen := newBenchEntries()
 			f := NewFSM(FSMOptions{}, nil)
 			var index uint64
+			for range gen.seqs { // the sessions the entries use: 1 to len(seqs)
+				index++
+				f.Apply(index, []Proposal{{Time: gen.now, Cmd: Command{Op: OpSessionOpen}}})
+			}
 			const chunk = 64
 			props := make([][]Proposal, 0, chunk)
 			raw := make([][]byte, 0, chunk)

@@ -110,6 +110,9 @@ func (f *FSM) writeCounter(c *Command) Result {
 				return failed(code)
 			}
 		}
+		if f.full(k) {
+			return failed(CodeLimitReached)
+		}
 		k = f.mutable(c.Name)
 		k.value = total
 		if inst != nil {
@@ -133,6 +136,9 @@ func (f *FSM) writeCounter(c *Command) Result {
 				return failed(code)
 			}
 		}
+		if f.full(k) {
+			return failed(CodeLimitReached)
+		}
 		k = f.mutable(c.Name)
 		k.value = total
 		r := Result{Value: total, Previous: cur, Exists: true, Index: -1}
@@ -149,6 +155,9 @@ func (f *FSM) writeCounter(c *Command) Result {
 	case OpCompareAndSet:
 		if cur != c.Old {
 			return Result{Value: cur, Exists: k != nil, Index: -1, Revision: rev(k)}
+		}
+		if f.full(k) {
+			return failed(CodeLimitReached)
 		}
 		k = f.mutable(c.Name)
 		k.value = c.Value
@@ -184,6 +193,10 @@ func rev(k *counter) uint64 {
 	}
 	return k.rev
 }
+
+// full reports whether writing counter k, nil when it does not exist yet,
+// would take the counters past MaxCounters.
+func (f *FSM) full(k *counter) bool { return k == nil && len(f.counters) >= f.opts.MaxCounters }
 
 // mutable returns the counter to change, creating it if needed, and records
 // its prior state in the batch journal.

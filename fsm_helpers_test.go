@@ -53,6 +53,16 @@ func (h *fsmHarness) probe(c Command) Result {
 }
 
 // ok applies c and fails the test unless it succeeded.
+// openSession opens a session and returns its id.
+func (h *fsmHarness) openSession() uint64 {
+	h.t.Helper()
+	r := h.do(Command{Op: OpSessionOpen})
+	if r.Code != CodeOK || r.Value <= 0 {
+		h.t.Fatalf("session open: %+v", r)
+	}
+	return uint64(r.Value)
+}
+
 func (h *fsmHarness) ok(c Command) Result {
 	h.t.Helper()
 	r := h.do(c)

@@ -48,6 +48,9 @@ func (f *FSM) missingLease(id uint64) Code {
 }
 
 func (f *FSM) grantLease(c *Command) Result {
+	if len(f.leases) >= f.opts.MaxLeases {
+		return failed(CodeLimitReached)
+	}
 	f.nextLease++
 	l := &lease{id: f.nextLease, ttl: int64(c.TTL), deadline: f.after(c.TTL)}
 	f.leases[l.id] = l
@@ -132,6 +135,9 @@ func (f *FSM) acquire(c *Command) Result {
 	}
 	lk := f.locks[c.Name]
 	if lk == nil {
+		if len(f.locks) >= f.opts.MaxLocks {
+			return failed(CodeLimitReached)
+		}
 		lk = &lock{}
 		f.locks[c.Name] = lk
 	}

@@ -1,6 +1,7 @@
 package abacus
 
-// The exactly-once table. Each client session records the results of its
+// The exactly-once table. A client opens a session (OpSessionOpen) and the
+// state machine issues its id; each session records the results of its
 // proposals until the client acknowledges them (Proposal.Ack), so a retried
 // proposal returns its first result instead of applying twice. Memory is
 // bounded three ways: the client's window of unacknowledged proposals,
@@ -8,6 +9,11 @@ package abacus
 // results that evict the least recently active session. Sessions sit on a
 // list ordered by last activity, which is also their snapshot order, so
 // eviction and encoding are deterministic.
+//
+// Forgetting a session never lets a retry apply twice: only OpSessionOpen
+// creates a session, and ids are issued in increasing order and never
+// reused, so a proposal whose session the table does not hold was refused
+// or forgotten, and is refused with CodeSessionExpired without running.
 
 type session struct {
 	id         uint64
@@ -18,6 +24,7 @@ type session struct {
 }
 
 type sessionTable struct {
+	issued  uint64 // the last session id issued
 	byID    map[uint64]*session
 	head    session // sentinel of the activity list; head.next is the oldest
 	results int     // recorded results over all sessions
@@ -71,24 +78,13 @@ func (t *sessionTable) expire(cutoff int64) {
 func (t *sessionTable) apply(f *FSM, p *Proposal) Result {
 	s := t.byID[p.Client]
 	if s == nil {
-		if p.Ack > 1 {
-			// The client saw results from this session before, so the table
-			// knew it and has since forgotten it: whether p was applied
-			// cannot be told any more, so refuse rather than risk twice.
-			return failed(CodeSessionExpired)
-		}
-		s = &session{id: p.Client, ack: 1, results: make(map[uint64]Result)}
-		t.byID[p.Client] = s
-		s.lastSeen = f.now
-		t.pushBack(s)
-		// The new session counts against MaxSessions even if p is refused
-		// below without recording a result.
-		t.enforce(f.opts, s)
-	} else {
-		t.unlink(s)
-		s.lastSeen = f.now
-		t.pushBack(s)
+		// Never opened, or forgotten since: whether p ran before cannot be
+		// told, so it does not run now.
+		return failed(CodeSessionExpired)
 	}
+	t.unlink(s)
+	s.lastSeen = f.now
+	t.pushBack(s)
 	if p.Ack > s.ack {
 		t.acknowledge(s, p.Ack)
 	}
@@ -106,6 +102,17 @@ func (t *sessionTable) apply(f *FSM, p *Proposal) Result {
 	t.results++
 	t.enforce(f.opts, s)
 	return r
+}
+
+// open starts a session under the next id.
+func (t *sessionTable) open(f *FSM) Result {
+	t.issued++
+	s := &session{id: t.issued, ack: 1, lastSeen: f.now, results: make(map[uint64]Result)}
+	t.byID[s.id] = s
+	t.pushBack(s)
+	t.enforce(f.opts, s)
+	f.ops++
+	return Result{Value: int64(s.id), Index: -1}
 }
 
 // acknowledge drops the results of s below ack.

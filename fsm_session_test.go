@@ -1,6 +1,7 @@
 package abacus
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -13,6 +14,9 @@ func TestFSMSessionExactlyOnce(t *testing.T) {
 	prop := func(client, seq, ack uint64, c Command) Result {
 		t.Helper()
 		return h.propose(Proposal{Client: client, Seq: seq, Ack: ack, Time: h.now, Cmd: c})
+	}
+	if id := h.openSession(); id != 1 {
+		t.Fatalf("first session id %d, want 1", id)
 	}
 
 	// Same seq twice: first result, applied once.
@@ -83,14 +87,15 @@ func TestFSMSessionExactlyOnce(t *testing.T) {
 		t.Fatalf("value %d, want 16", v)
 	}
 
-	// Unknown client: Ack > 1 means the session was forgotten.
-	if r := prop(2, 7, 5, fsmAdd("c", 1)); r.Code != CodeSessionExpired {
-		t.Fatalf("unknown client with ack 5: code %v, want session_expired", r.Code)
-	}
-	for _, ack := range []uint64{0, 1} {
-		if r := prop(uint64(3+ack), 1, ack, fsmAdd("c", 1)); r.Code != CodeOK {
-			t.Fatalf("new client with ack %d: code %v", ack, r.Code)
+	// A session the state machine did not issue is refused whatever its
+	// sequence numbers: only OpSessionOpen starts one.
+	for _, p := range [][3]uint64{{2, 7, 5}, {2, 1, 1}, {3, 1, 0}, {1 << 63, 1, 1}} {
+		if r := prop(p[0], p[1], p[2], fsmAdd("c", 1)); r.Code != CodeSessionExpired {
+			t.Fatalf("unissued session %d seq %d ack %d: code %v, want session_expired", p[0], p[1], p[2], r.Code)
 		}
+	}
+	if v, _ := h.value("c"); v != 16 {
+		t.Fatalf("value %d after refused proposals, want 16", v)
 	}
 	// Client 0 and seq 0 bypass deduplication.
 	prop(0, 1, 0, fsmAdd("d", 1))
@@ -112,6 +117,8 @@ func TestFSMSessionIdleExpiry(t *testing.T) {
 		t.Helper()
 		return h.propose(Proposal{Client: client, Seq: seq, Ack: ack, Time: h.now, Cmd: fsmAdd("c", 1)})
 	}
+	h.openSession()
+	h.openSession()
 	prop(1, 1, 1)
 	prop(2, 1, 1)
 	h.now += int64(ttl / 2)
@@ -150,10 +157,13 @@ func TestFSMSessionEviction(t *testing.T) {
 		return h.propose(Proposal{Client: client, Seq: seq, Ack: 1, Time: h.now, Cmd: fsmAdd("c", 1)})
 	}
 	for c := uint64(1); c <= 3; c++ {
+		h.openSession()
 		prop(c, 1)
 	}
 	prop(1, 2) // 1 is now the most recently active; 2 is the least
-	prop(4, 1) // evicts 2
+	if id := h.openSession(); id != 4 {
+		t.Fatalf("fourth session id %d", id)
+	}
 	if s := h.f.Stats(); s.Sessions != 3 {
 		t.Fatalf("sessions %d, want 3", s.Sessions)
 	}
@@ -162,13 +172,18 @@ func TestFSMSessionEviction(t *testing.T) {
 			t.Fatalf("client %d evicted, want client 2 evicted", c)
 		}
 	}
-	// Client 2's retry now applies again, since ack=1 looks like a new session;
-	// with ack 2 it is refused.
-	if r := h.propose(Proposal{Client: 2, Seq: 2, Ack: 2, Time: h.now, Cmd: fsmAdd("c", 1)}); r.Code != CodeSessionExpired {
-		t.Fatalf("evicted client: code %v, want session_expired", r.Code)
+	// Client 2's retry of its first proposal (Ack still 1, as when that
+	// proposal's outcome never reached it) is refused, not applied again.
+	if r := prop(2, 1); r.Code != CodeSessionExpired {
+		t.Fatalf("evicted client's retry: code %v, want session_expired", r.Code)
+	}
+	if v, _ := h.value("c"); v != 4 {
+		t.Fatalf("value %d, want 4: a retry after eviction applied again", v)
 	}
 
 	h2 := newFSMHarness(t, FSMOptions{MaxSessions: 100, MaxResults: 5, SessionWindow: 4})
+	h2.openSession()
+	h2.openSession()
 	for seq := uint64(1); seq <= 3; seq++ {
 		h2.propose(Proposal{Client: 1, Seq: seq, Ack: 1, Time: h2.now, Cmd: fsmAdd("c", 1)})
 	}
@@ -178,6 +193,30 @@ func TestFSMSessionEviction(t *testing.T) {
 	// 6 results > 5: client 1 (least recently active) is evicted.
 	if s := h2.f.Stats(); s.Sessions != 1 || s.Results != 3 {
 		t.Fatalf("stats %v, want client 2 alone with 3 results", s)
+	}
+}
+
+// TestFSMRetryAfterEviction is the exactly-once promise under pressure: a
+// session's write, then enough other sessions to push it out of the table,
+// then the retry. The retry must not apply a second time.
+func TestFSMRetryAfterEviction(t *testing.T) {
+	h := newFSMHarness(t, FSMOptions{MaxSessions: 4})
+	pay := h.openSession()
+	if r := h.propose(Proposal{Client: pay, Seq: 1, Ack: 1, Time: h.now, Cmd: fsmAdd("pay-42", 1)}); r.Code != CodeOK {
+		t.Fatalf("first write: %v", r.Code)
+	}
+	for i := range 8 {
+		id := h.openSession()
+		h.propose(Proposal{Client: id, Seq: 1, Ack: 1, Time: h.now, Cmd: fsmAdd(fmt.Sprint("other-", i), 1)})
+	}
+	if _, ok := h.f.sessions.byID[pay]; ok {
+		t.Fatal("the first session was not evicted; the test needs it to be")
+	}
+	if r := h.propose(Proposal{Client: pay, Seq: 1, Ack: 1, Time: h.now, Cmd: fsmAdd("pay-42", 1)}); r.Code != CodeSessionExpired {
+		t.Fatalf("retry after eviction: code %v, want session_expired", r.Code)
+	}
+	if v, _ := h.value("pay-42"); v != 1 {
+		t.Fatalf("pay-42 = %d after a retry, want 1", v)
 	}
 }
 
@@ -194,7 +233,10 @@ func TestFSMSessionBounds(t *testing.T) {
 		h := newFSMHarness(t, o)
 		acks := map[uint64]uint64{}
 		for n := range 3000 {
-			client := 1 + rng.Uint64N(12)
+			if rng.IntN(20) == 0 {
+				h.openSession()
+			}
+			client := 1 + rng.Uint64N(h.f.sessions.issued+1)
 			ack := acks[client]
 			if rng.IntN(4) == 0 {
 				ack += rng.Uint64N(3)

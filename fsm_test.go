@@ -189,8 +189,9 @@ type fsmGen struct {
 	now     int64
 	leases  uint64 // leases granted so far, as far as the generator knows
 	tokens  uint64 // a guess at the highest token issued
+	opened  uint64 // sessions opened so far: the last id issued
 	clients []fsmGenClient
-	sent    []Proposal // earlier session proposals, for retries
+	sent    []Proposal // earlier session and keyed proposals, for retries
 }
 
 type fsmGenClient struct {
@@ -198,11 +199,7 @@ type fsmGenClient struct {
 }
 
 func newFSMGen(seed uint64) *fsmGen {
-	g := &fsmGen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), now: int64(time.Hour)}
-	for i := range 5 {
-		g.clients = append(g.clients, fsmGenClient{id: uint64(i + 1), next: 1, ack: 1})
-	}
-	return g
+	return &fsmGen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), now: int64(time.Hour)}
 }
 
 var fsmGenNames = []string{"a", "b", "c", "d", "e"}
@@ -334,6 +331,18 @@ func (g *fsmGen) proposal() Proposal {
 		g.now += int64(g.rng.IntN(50)) * int64(time.Millisecond)
 	}
 	p := Proposal{Time: g.now}
+	if len(g.clients) == 0 || g.rng.IntN(80) == 0 {
+		// A new session: opens are never retried here, so the ids issued
+		// are 1, 2, 3... in order. Old ones are dropped now and then, and
+		// some are forgotten by the state machine meanwhile.
+		g.opened++
+		g.clients = append(g.clients, fsmGenClient{id: g.opened, next: 1, ack: 1})
+		if len(g.clients) > 3 {
+			g.clients = g.clients[1:]
+		}
+		p.Cmd = Command{Op: OpSessionOpen}
+		return p
+	}
 	switch r := g.rng.IntN(10); {
 	case r < 2 && len(g.sent) > 0:
 		// A retry of an earlier proposal, possibly stale or out of order.
@@ -355,6 +364,12 @@ func (g *fsmGen) proposal() Proposal {
 		p.Cmd = g.command()
 		g.sent = append(g.sent, p)
 		return p
+	case r < 8:
+		// A keyed write, from a small pool of keys so that some repeat.
+		p.Key = KeyIDOf(fmt.Sprintf("key-%d", g.rng.IntN(40)))
+		p.Cmd = g.command()
+		g.sent = append(g.sent, p)
+		return p
 	}
 	p.Cmd = g.command()
 	return p
@@ -368,11 +383,17 @@ func (g *fsmGen) entry() []Proposal {
 	return props
 }
 
+// fsmGenOptions are small bounds, so that random logs reach them.
+var fsmGenOptions = FSMOptions{
+	SessionTTL: 30 * time.Second, SessionWindow: 64, MaxSessions: 4, MaxResults: 128,
+	KeyTTL: 20 * time.Second, MaxKeys: 12, MaxCounters: 4, MaxLocks: 3,
+}
+
 // TestFSMDeterminism applies the same random log to three replicas: a, b,
 // and c, which is restored from b's snapshot half way. Every result, every
 // observer event, the snapshot bytes and the hash must agree.
 func TestFSMDeterminism(t *testing.T) {
-	opts := FSMOptions{SessionTTL: 30 * time.Second, SessionWindow: 64, MaxSessions: 4, MaxResults: 128}
+	opts := fsmGenOptions
 	for seed := uint64(1); seed <= 12; seed++ {
 		g := newFSMGen(seed)
 		const entries = 1500
@@ -434,7 +455,7 @@ func TestFSMDeterminism(t *testing.T) {
 // TestFSMDeterminismCoverage checks the generator reaches the interesting
 // outcomes, so TestFSMDeterminism is not comparing trivial runs.
 func TestFSMDeterminismCoverage(t *testing.T) {
-	opts := FSMOptions{SessionTTL: 30 * time.Second, SessionWindow: 64, MaxSessions: 4, MaxResults: 128}
+	opts := fsmGenOptions
 	seen := map[Code]int{}
 	var swapped, batches, tokens int
 	obs := &fsmRecorder{}

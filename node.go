@@ -27,8 +27,9 @@ type Node struct {
 	obs   *fanout
 	watch *watchHub
 
-	session atomic.Pointer[clientSession]
-	metrics *Metrics
+	session   atomic.Pointer[clientSession] // nil until the first write opens one
+	sessionMu sync.Mutex                    // serialises opening a session
+	metrics   *Metrics
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -84,7 +85,6 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, mux: mux, obs: &fanout{}, watch: newWatchHub(), metrics: newMetrics(), done: make(chan struct{})}
 	n.obs.add(n.watch)
-	n.session.Store(newClientSession())
 	n.fsm = NewFSM(cfg.FSM, n.obs)
 	backend := cfg.Backend
 	if backend == nil {
@@ -227,10 +227,13 @@ func (n *Node) Do(ctx context.Context, cmd Command, opts ...Option) (Result, err
 
 func (n *Node) write(ctx context.Context, cmd Command, key string) (Result, error) {
 	if key != "" {
-		return n.propose(ctx, Proposal{Client: keyClient(key), Seq: 1, Ack: 1, Cmd: cmd})
+		return n.propose(ctx, Proposal{Key: KeyIDOf(key), Cmd: cmd})
 	}
 	for restarts := 0; ; restarts++ {
-		s := n.session.Load()
+		s, err := n.clientSession(ctx)
+		if err != nil {
+			return Result{}, err
+		}
 		seq, ack := s.begin()
 		res, err := n.propose(ctx, Proposal{Client: s.id, Seq: seq, Ack: ack, Cmd: cmd})
 		s.finish(seq)
@@ -238,14 +241,15 @@ func (n *Node) write(ctx context.Context, cmd Command, key string) (Result, erro
 		case errors.Is(err, errSessionRestart) && restarts < 3:
 			// The state machine forgot this session (idle past SessionTTL,
 			// or evicted) and applied nothing: continue on a fresh one.
-			n.session.CompareAndSwap(s, newClientSession())
+			n.session.CompareAndSwap(s, nil)
 			continue
 		case errors.Is(err, errSessionRestart):
 			return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrSessionExpired)
 		case err == nil && res.Code == CodeSessionExpired:
 			// Forgotten after an attempt whose outcome is unknown: whether
-			// that attempt applied can no longer be told.
-			n.session.CompareAndSwap(s, newClientSession())
+			// that attempt applied can no longer be told, and it is not
+			// run again.
+			n.session.CompareAndSwap(s, nil)
 			return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ErrSessionExpired)
 		}
 		return res, err

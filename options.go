@@ -1,9 +1,6 @@
 package abacus
 
-import (
-	"hash/fnv"
-	"time"
-)
+import "time"
 
 // Option modifies a call: bounds, fences and instances for writes,
 // consistency for reads, an idempotency key for retries from outside.
@@ -55,9 +52,11 @@ func Stale() Option { return func(o *callOptions) { o.stale = true } }
 
 // WithIdempotencyKey makes a write idempotent across retries from outside
 // the process (such as HTTP clients): a retry with the same key returns the
-// first result and applies nothing, for as long as the state machine keeps
-// the key's session (FSMOptions.SessionTTL, default 15 minutes). Keys must
-// be unique per intended write.
+// first result and applies nothing. The state machine keeps each key's
+// result for FSMOptions.KeyTTL (default 15 minutes) after it applied, never
+// less: when it holds FSMOptions.MaxKeys results, a write with a new key
+// fails with ErrLimitReached instead. A key names one write; used again
+// after KeyTTL it names a new one.
 func WithIdempotencyKey(key string) Option { return func(o *callOptions) { o.key = key } }
 
 func collect(opts []Option) callOptions {
@@ -89,14 +88,4 @@ func (o *callOptions) apply(c *Command) {
 	if o.expiry != 0 {
 		c.TTL = o.expiry
 	}
-}
-
-// keyClient maps an idempotency key onto a client session id. The top bit
-// is set so key sessions never collide with a node's own random sessions,
-// which keep it clear.
-func keyClient(key string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte("abacus-idempotency-key\x00"))
-	h.Write([]byte(key))
-	return h.Sum64() | 1<<63
 }

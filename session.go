@@ -2,8 +2,6 @@ package abacus
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,9 +9,9 @@ import (
 )
 
 // clientSession is a node's identity in the state machine's exactly-once
-// table: a random client id and a sequence of proposal numbers, with the
-// lowest unacknowledged one sent along so the state machine can drop
-// results the node no longer needs.
+// table: a session id the state machine issued and a sequence of proposal
+// numbers, with the lowest unacknowledged one sent along so the state
+// machine can drop results the node no longer needs.
 type clientSession struct {
 	id   uint64
 	mu   sync.Mutex
@@ -22,17 +20,34 @@ type clientSession struct {
 	done map[uint64]struct{} // finished numbers above low
 }
 
-func newClientSession() *clientSession {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("abacus: no randomness for a session id: %v", err))
-	}
-	// The top bit is clear: ids with it set belong to idempotency keys.
-	id := binary.LittleEndian.Uint64(b[:]) &^ (1 << 63)
-	if id == 0 {
-		id = 1
-	}
+func newClientSession(id uint64) *clientSession {
 	return &clientSession{id: id, next: 1, low: 1, done: make(map[uint64]struct{})}
+}
+
+// clientSession returns the node's session, opening one through the log
+// when it has none. Concurrent callers share one open.
+func (n *Node) clientSession(ctx context.Context) (*clientSession, error) {
+	if s := n.session.Load(); s != nil {
+		return s, nil
+	}
+	n.sessionMu.Lock()
+	defer n.sessionMu.Unlock()
+	if s := n.session.Load(); s != nil {
+		return s, nil
+	}
+	// An open carries no session of its own: if its outcome is unknown
+	// and it is retried, the worst case is a second session that nobody
+	// uses and that expires when idle.
+	res, err := n.propose(ctx, Proposal{Cmd: Command{Op: OpSessionOpen}})
+	if err != nil {
+		return nil, err
+	}
+	if res.Code != CodeOK || res.Value <= 0 {
+		return nil, fmt.Errorf("%w: opening a session: %v", ErrUnavailable, res.Code)
+	}
+	s := newClientSession(uint64(res.Value))
+	n.session.Store(s)
+	return s, nil
 }
 
 // begin hands out the next sequence number and the current acknowledgement.

@@ -15,13 +15,15 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Snapshot format, version 1:
+// Snapshot format, version 2:
 //
 //	magic "ABCSNAP\x00" | version byte | chunks... | zero-length chunk | CRC-32C
 //
 // Each chunk is a 4-byte big-endian length and that many bytes; together the
 // chunks carry a msgpack stream: meta, counters (by name), sessions (by
-// activity), leases (by id), locks (by name). The CRC covers every byte
+// activity), leases (by id), locks (by name), idempotency keys (by expiry).
+// Version 1 had no keys section and no issued-session mark; it is still
+// read. The CRC covers every byte
 // before it. Framing in chunks lets both sides stream: neither holds the
 // encoded state in memory, and a restore verifies the checksum before it
 // replaces anything. Derived state (which counters and locks each lease
@@ -29,7 +31,7 @@ import (
 // never disagree with what it is derived from.
 const (
 	snapshotMagic   = "ABCSNAP\x00"
-	snapshotVersion = 1
+	snapshotVersion = 2
 	chunkSize       = 64 << 10
 	maxChunk        = 1 << 20
 )
@@ -43,10 +45,12 @@ type Snapshot struct {
 	index, ops           uint64
 	now                  int64
 	nextLease, nextToken uint64
+	sessionsIssued       uint64
 	counters             []counterRecord
 	sessions             []sessionRecord
 	leases               []lease
 	locks                []lockRecord
+	keys                 []keyRecord
 }
 
 type counterRecord struct {
@@ -71,8 +75,9 @@ func (f *FSM) Snapshot() *Snapshot {
 	f.mu.RLock()
 	s := &Snapshot{
 		index: f.index, ops: f.ops, now: f.now,
-		nextLease: f.nextLease, nextToken: f.nextToken,
+		nextLease: f.nextLease, nextToken: f.nextToken, sessionsIssued: f.sessions.issued,
 		counters: make([]counterRecord, 0, len(f.counters)),
+		keys:     make([]keyRecord, 0, f.keys.len()),
 	}
 	for name, k := range f.counters {
 		rec := counterRecord{name: name, counter: *k}
@@ -105,6 +110,7 @@ func (f *FSM) Snapshot() *Snapshot {
 		lk.waiters = slices.Clone(lk.waiters)
 		s.locks = append(s.locks, lockRecord{name: name, lock: lk})
 	}
+	f.keys.each(func(r *keyRecord) { s.keys = append(s.keys, *r) })
 	f.mu.RUnlock()
 	// The records are copies: sorting them (most of the cost, with many
 	// counters) needs no lock, so applies continue meanwhile.
@@ -150,12 +156,13 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 
 func (s *Snapshot) encode(enc *msgpack.Encoder) error {
 	e := encoder{Encoder: enc}
-	e.arrayLen(5)
+	e.arrayLen(6)
 	e.uint(s.index)
 	e.int(s.now)
 	e.uint(s.ops)
 	e.uint(s.nextLease)
 	e.uint(s.nextToken)
+	e.uint(s.sessionsIssued)
 
 	e.arrayLen(len(s.counters))
 	for i := range s.counters {
@@ -224,6 +231,19 @@ func (s *Snapshot) encode(enc *msgpack.Encoder) error {
 			e.int(w.delay)
 		}
 	}
+
+	e.arrayLen(len(s.keys))
+	for i := range s.keys {
+		r := &s.keys[i]
+		e.arrayLen(3)
+		if e.err == nil {
+			e.err = enc.EncodeBytes(r.id[:])
+		}
+		e.int(r.expires)
+		if e.err == nil {
+			e.err = encodeResult(enc, &r.result)
+		}
+	}
 	return e.err
 }
 
@@ -239,7 +259,7 @@ func (f *FSM) Restore(r io.Reader) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.index, f.now, f.ops = fresh.index, fresh.now, fresh.ops
-	f.counters, f.sessions, f.leases, f.locks = fresh.counters, fresh.sessions, fresh.leases, fresh.locks
+	f.counters, f.sessions, f.keys, f.leases, f.locks = fresh.counters, fresh.sessions, fresh.keys, fresh.leases, fresh.locks
 	f.timers, f.nextLease, f.nextToken = fresh.timers, fresh.nextLease, fresh.nextToken
 	return nil
 }
@@ -253,13 +273,14 @@ func (f *FSM) decodeSnapshot(r io.Reader) error {
 	if string(header[:len(snapshotMagic)]) != snapshotMagic {
 		return fmt.Errorf("%w: not an abacus snapshot", ErrCorrupt)
 	}
-	if v := header[len(snapshotMagic)]; v != snapshotVersion {
-		return fmt.Errorf("%w: unknown snapshot version %d", ErrCorrupt, v)
+	version := header[len(snapshotMagic)]
+	if version != 1 && version != snapshotVersion {
+		return fmt.Errorf("%w: unknown snapshot version %d", ErrCorrupt, version)
 	}
 	cr := &chunkReader{r: r, crc: crc}
 	br := bufio.NewReaderSize(cr, chunkSize)
 	dec := msgpack.NewDecoder(br)
-	if err := f.decodeBody(dec); err != nil {
+	if err := f.decodeBody(dec, version); err != nil {
 		return corrupt(err)
 	}
 	if n, _ := io.Copy(io.Discard, br); n != 0 || cr.err != io.EOF {
@@ -283,15 +304,22 @@ func (f *FSM) decodeSnapshot(r io.Reader) error {
 // behind it has been read.
 func preallocate(n int) int { return max(0, min(n, 1<<16)) }
 
-func (f *FSM) decodeBody(dec *msgpack.Decoder) error {
+func (f *FSM) decodeBody(dec *msgpack.Decoder, version byte) error {
 	d := decoder{Decoder: dec}
-	meta := d.fields(5)
+	metaFields := 5
+	if version >= 2 {
+		metaFields = 6
+	}
+	meta := d.fields(metaFields)
 	f.index = d.uint()
 	f.now = d.int()
 	f.ops = d.uint()
 	f.nextLease = d.uint()
 	f.nextToken = d.uint()
-	d.skip(meta - 5)
+	if version >= 2 {
+		f.sessions.issued = d.uint()
+	}
+	d.skip(meta - metaFields)
 	if d.err != nil {
 		return d.err
 	}
@@ -351,8 +379,8 @@ func (f *FSM) decodeBody(dec *msgpack.Decoder) error {
 			}
 			s.results[seq] = r
 		}
-		if _, dup := f.sessions.byID[s.id]; d.err == nil && (dup || s.id == 0) {
-			return fmt.Errorf("duplicate session %d", s.id)
+		if _, dup := f.sessions.byID[s.id]; d.err == nil && (dup || s.id == 0 || (version >= 2 && s.id > f.sessions.issued)) {
+			return fmt.Errorf("duplicate or unissued session %d", s.id)
 		}
 		f.sessions.byID[s.id] = s
 		f.sessions.pushBack(s)
@@ -401,6 +429,25 @@ func (f *FSM) decodeBody(dec *msgpack.Decoder) error {
 			lk.waiters = append(lk.waiters, w)
 		}
 		f.locks[name] = lk
+	}
+
+	if version >= 2 {
+		n = d.count()
+		var lastExpiry int64
+		for i := 0; i < n && d.err == nil; i++ {
+			d.fields(3)
+			r := &keyRecord{}
+			d.key(&r.id)
+			r.expires = d.int()
+			if d.err == nil {
+				d.err = decodeResult(dec, &r.result, true)
+			}
+			if _, dup := f.keys.byID[r.id]; d.err == nil && (dup || r.id.IsZero() || r.expires < lastExpiry) {
+				return errors.New("idempotency key records out of order or malformed")
+			}
+			lastExpiry = r.expires
+			f.keys.push(r)
+		}
 	}
 	if d.err != nil {
 		return d.err

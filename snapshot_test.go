@@ -31,13 +31,18 @@ func richFSM(t testing.TB) *fsmHarness {
 	dc := fsmAcquire("delayed", l3, "x", false)
 	dc.Delay = time.Minute
 	h.ok(dc)
-	h.propose(Proposal{Client: 7, Seq: 1, Ack: 1, Time: h.now, Cmd: Command{Op: OpBatch, Ops: []Command{
+	s1, s2 := h.openSession(), h.openSession()
+	h.propose(Proposal{Client: s1, Seq: 1, Ack: 1, Time: h.now, Cmd: Command{Op: OpBatch, Ops: []Command{
 		{Op: OpAdd, Name: "plain", Delta: 1}, {Op: OpGet, Name: "shared"},
 	}}})
-	h.propose(Proposal{Client: 7, Seq: 3, Ack: 1, Time: h.now, Cmd: Command{Op: OpAdd, Name: "plain", Delta: 1, Flags: FlagMax, Max: 0}})
-	h.propose(Proposal{Client: 8, Seq: 1, Ack: 1, Time: h.now, Cmd: Command{Op: OpDelete, Name: "gone"}})
+	h.propose(Proposal{Client: s1, Seq: 3, Ack: 1, Time: h.now, Cmd: Command{Op: OpAdd, Name: "plain", Delta: 1, Flags: FlagMax, Max: 0}})
+	h.propose(Proposal{Client: s2, Seq: 1, Ack: 1, Time: h.now, Cmd: Command{Op: OpDelete, Name: "gone"}})
+	h.propose(Proposal{Key: KeyIDOf("k1"), Time: h.now, Cmd: Command{Op: OpAdd, Name: "plain", Delta: 2}})
+	h.propose(Proposal{Key: KeyIDOf("k2"), Time: h.now, Cmd: Command{Op: OpBatch, Ops: []Command{
+		{Op: OpAdd, Name: "plain", Delta: 1}, {Op: OpAdd, Name: "shared", Delta: 1},
+	}}})
 	h.advance(5 * time.Second) // l3 expires: "delayed" enters its lock-delay
-	if s := h.f.Stats(); s.Counters != 3 || s.Sessions != 2 || s.Results != 3 || s.Leases != 2 || s.Locks != 2 {
+	if s := h.f.Stats(); s.Counters != 3 || s.Sessions != 2 || s.Results != 3 || s.Keys != 2 || s.Leases != 2 || s.Locks != 2 {
 		t.Fatalf("rich state %v", s)
 	}
 	return h
@@ -116,6 +121,9 @@ func TestSnapshotEqualStatesEqualBytes(t *testing.T) {
 		f := NewFSM(FSMOptions{}, nil)
 		f.Apply(1, []Proposal{{Time: 10, Cmd: Command{Op: OpLeaseGrant, TTL: time.Hour}},
 			{Time: 10, Cmd: Command{Op: OpLeaseGrant, TTL: time.Hour}}})
+		for range 6 { // sessions 1 to 6
+			f.Apply(0, []Proposal{{Time: 10, Cmd: Command{Op: OpSessionOpen}}})
+		}
 		var props []Proposal
 		for _, i := range order {
 			props = append(props,
