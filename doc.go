@@ -37,8 +37,12 @@
 // node retries it with the same identity until the context ends, and the
 // state machine applies it once. The caller sees one application, or
 // ErrIndeterminate (the outcome is unknown) when the context ends first,
-// which is distinct from ErrUnavailable (definitely not applied). Writes
-// from outside the process use WithIdempotencyKey for the same guarantee.
+// which is distinct from ErrUnavailable (definitely not applied). The state
+// machine issues session ids and never reuses one, so a retry whose session
+// it has forgotten is refused (ErrSessionExpired inside ErrIndeterminate),
+// never applied a second time. Writes from outside the process use
+// WithIdempotencyKey, or WithSession with a session from OpenSession, for
+// the same guarantee.
 //
 // # Reads
 //

@@ -216,7 +216,7 @@ func (n *Node) Do(ctx context.Context, cmd Command, opts ...Option) (Result, err
 		res, err = n.read(ctx, cmd, o.stale)
 		n.metrics.observeRead(time.Since(start), err)
 	} else {
-		res, err = n.write(ctx, cmd, o.key)
+		res, err = n.write(ctx, cmd, &o)
 		n.metrics.observeWrite(time.Since(start), err)
 	}
 	if err != nil {
@@ -225,18 +225,37 @@ func (n *Node) Do(ctx context.Context, cmd Command, opts ...Option) (Result, err
 	return res, res.Err(&cmd)
 }
 
-func (n *Node) write(ctx context.Context, cmd Command, key string) (Result, error) {
-	if key != "" {
-		return n.propose(ctx, Proposal{Key: KeyIDOf(key), Cmd: cmd})
+func (n *Node) write(ctx context.Context, cmd Command, o *callOptions) (Result, error) {
+	switch {
+	case o.key != "" && o.session != nil:
+		return Result{}, invalidf("a write carries an idempotency key or a session, not both")
+	case o.key != "":
+		return n.propose(ctx, Proposal{Key: KeyIDOf(o.key), Cmd: cmd})
+	case o.session != nil:
+		if o.session.id == 0 || o.session.seq == 0 || o.session.ack == 0 || o.session.ack > o.session.seq {
+			return Result{}, invalidf("session %d, sequence %d, acknowledgement %d: want positive numbers, ack at most seq", o.session.id, o.session.seq, o.session.ack)
+		}
+		res, err := n.propose(ctx, Proposal{Client: o.session.id, Seq: o.session.seq, Ack: o.session.ack, Cmd: cmd})
+		switch {
+		case errors.Is(err, errSessionRestart):
+			// Refused before anything could apply: the caller's session is
+			// gone (Do reports ErrSessionExpired) and it opens another.
+			return res, nil
+		case err == nil && res.Code == CodeSessionExpired:
+			// This node retried after an attempt whose outcome it does not
+			// know, and meanwhile the session was forgotten.
+			return Result{}, fmt.Errorf("%w: %w", ErrIndeterminate, ErrSessionExpired)
+		}
+		return res, err
 	}
 	for restarts := 0; ; restarts++ {
 		s, err := n.clientSession(ctx)
 		if err != nil {
 			return Result{}, err
 		}
-		seq, ack := s.begin()
+		seq, ack := s.seq.Begin()
 		res, err := n.propose(ctx, Proposal{Client: s.id, Seq: seq, Ack: ack, Cmd: cmd})
-		s.finish(seq)
+		s.seq.Finish(seq)
 		switch {
 		case errors.Is(err, errSessionRestart) && restarts < 3:
 			// The state machine forgot this session (idle past SessionTTL,

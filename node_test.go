@@ -1,6 +1,7 @@
 package abacus_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -68,5 +69,52 @@ func TestIdleSessionRestarts(t *testing.T) {
 	got, err := n.Add(ctx, "a", 1)
 	if err != nil || got.Value != 2 {
 		t.Fatalf("write after the session expired: %+v %v", got, err)
+	}
+}
+
+// TestRetryAfterSessionsEvicted: on a real node whose state machine keeps
+// only four sessions, a keyed write and a write in a caller's session, then
+// enough other writes and sessions to evict sessions, then the retries.
+// Neither applies twice: the keyed retry returns its first result, and the
+// retry in the evicted session fails with ErrSessionExpired.
+func TestRetryAfterSessionsEvicted(t *testing.T) {
+	c := testcluster.New(t, 1, func(_ int, cfg *abacus.Config) { cfg.FSM.MaxSessions = 4 })
+	ctx := testcluster.Context(t, 10*time.Second)
+	n := c.Nodes[0]
+	first, err := n.Add(ctx, "pay-42", 1, abacus.WithIdempotencyKey("pay-42"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := n.OpenSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Add(ctx, "pay-42", 10, abacus.WithSession(sess, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Add(ctx, "own", 1); err != nil { // opens the node's own session
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		if _, err := n.Add(ctx, "other", 1, abacus.WithIdempotencyKey(fmt.Sprint("other-", i))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.OpenSession(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := n.Add(ctx, "pay-42", 1, abacus.WithIdempotencyKey("pay-42"))
+	if err != nil || again != first {
+		t.Fatalf("keyed retry: %+v %v, want the first result %+v", again, err, first)
+	}
+	if _, err := n.Add(ctx, "pay-42", 10, abacus.WithSession(sess, 1, 1)); !errors.Is(err, abacus.ErrSessionExpired) {
+		t.Fatalf("retry in an evicted session: %v, want ErrSessionExpired", err)
+	}
+	if got, err := n.Get(ctx, "pay-42"); err != nil || got.Value != 11 {
+		t.Fatalf("pay-42 = %+v %v, want 11", got, err)
+	}
+	// The node's own session was evicted too; its next write opens another.
+	if got, err := n.Add(ctx, "own", 1); err != nil || got.Value != 2 {
+		t.Fatalf("write after the node's session was evicted: %+v %v", got, err)
 	}
 }

@@ -9,6 +9,7 @@ type Option func(*callOptions)
 type callOptions struct {
 	stale    bool
 	key      string
+	session  *sessionRef
 	min, max *int64
 	fence    *Fence
 	instance uint64
@@ -58,6 +59,23 @@ func Stale() Option { return func(o *callOptions) { o.stale = true } }
 // fails with ErrLimitReached instead. A key names one write; used again
 // after KeyTTL it names a new one.
 func WithIdempotencyKey(key string) Option { return func(o *callOptions) { o.key = key } }
+
+// sessionRef is a write's place in a caller's session (WithSession).
+type sessionRef struct{ id, seq, ack uint64 }
+
+// WithSession runs a write under a session that the caller keeps, for
+// exactly-once retries of writes that come from outside the process over
+// many requests (package httpapi relays its clients' sessions this way). id
+// is a session that OpenSession opened; seq numbers the write within it,
+// from 1, one number per write and the same number for every retry of it;
+// ack says the caller has seen the outcome of every write numbered below
+// it. A retry returns the first result without applying again while the
+// session lasts; once the state machine has forgotten the session (idle
+// past FSMOptions.SessionTTL, or evicted) every write under it fails with
+// ErrSessionExpired and applies nothing, and the caller opens another.
+func WithSession(id, seq, ack uint64) Option {
+	return func(o *callOptions) { o.session = &sessionRef{id, seq, ack} }
+}
 
 func collect(opts []Option) callOptions {
 	var o callOptions

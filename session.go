@@ -4,24 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
+
+	"github.com/abacuskit/abacus/internal/sequence"
 )
 
 // clientSession is a node's identity in the state machine's exactly-once
-// table: a session id the state machine issued and a sequence of proposal
-// numbers, with the lowest unacknowledged one sent along so the state
-// machine can drop results the node no longer needs.
+// table: a session id the state machine issued, and the numbering of the
+// node's proposals under it.
 type clientSession struct {
-	id   uint64
-	mu   sync.Mutex
-	next uint64              // next sequence number to hand out
-	low  uint64              // lowest sequence number not yet finished
-	done map[uint64]struct{} // finished numbers above low
+	id  uint64
+	seq *sequence.Numbers
 }
 
-func newClientSession(id uint64) *clientSession {
-	return &clientSession{id: id, next: 1, low: 1, done: make(map[uint64]struct{})}
+// OpenSession opens a client session for WithSession and returns its id.
+// The state machine issues ids in increasing order and never reuses one.
+// Sessions cost nothing while unused and are forgotten after
+// FSMOptions.SessionTTL without a write.
+func (n *Node) OpenSession(ctx context.Context) (uint64, error) {
+	if n.closed.Load() {
+		return 0, ErrClosed
+	}
+	// An open carries no session of its own: if its outcome is unknown
+	// and it is retried, the worst case is a second session that nobody
+	// uses and that expires when idle.
+	res, err := n.propose(ctx, Proposal{Cmd: Command{Op: OpSessionOpen}})
+	if err != nil {
+		return 0, err
+	}
+	if res.Code != CodeOK || res.Value <= 0 {
+		return 0, fmt.Errorf("%w: opening a session: %v", ErrUnavailable, res.Code)
+	}
+	return uint64(res.Value), nil
 }
 
 // clientSession returns the node's session, opening one through the log
@@ -35,42 +49,13 @@ func (n *Node) clientSession(ctx context.Context) (*clientSession, error) {
 	if s := n.session.Load(); s != nil {
 		return s, nil
 	}
-	// An open carries no session of its own: if its outcome is unknown
-	// and it is retried, the worst case is a second session that nobody
-	// uses and that expires when idle.
-	res, err := n.propose(ctx, Proposal{Cmd: Command{Op: OpSessionOpen}})
+	id, err := n.OpenSession(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if res.Code != CodeOK || res.Value <= 0 {
-		return nil, fmt.Errorf("%w: opening a session: %v", ErrUnavailable, res.Code)
-	}
-	s := newClientSession(uint64(res.Value))
+	s := &clientSession{id: id, seq: sequence.New()}
 	n.session.Store(s)
 	return s, nil
-}
-
-// begin hands out the next sequence number and the current acknowledgement.
-func (s *clientSession) begin() (seq, ack uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	seq = s.next
-	s.next++
-	return seq, s.low
-}
-
-// finish marks seq as seen by the caller.
-func (s *clientSession) finish(seq uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.done[seq] = struct{}{}
-	for {
-		if _, ok := s.done[s.low]; !ok {
-			return
-		}
-		delete(s.done, s.low)
-		s.low++
-	}
 }
 
 // propose sends p through the replicator until its outcome is known or ctx

@@ -49,8 +49,10 @@ func Expiry(d time.Duration) CallOption { return func(o *callOpts) { o.expiry = 
 // Stale reads from the answering node's local state.
 func Stale() CallOption { return func(o *callOpts) { o.stale = true } }
 
-// IdempotencyKey sets a write's Idempotency-Key instead of a generated
-// one. With WithoutRetries no key is sent unless given this way.
+// IdempotencyKey sets a write's Idempotency-Key: the write runs once per
+// key (for the node's key TTL, at least 10 minutes) instead of in the
+// client's session. With WithoutRetries a write carries neither unless a
+// key is given this way.
 func IdempotencyKey(k string) CallOption { return func(o *callOpts) { o.key = k } }
 
 func collect(opts []CallOption) callOpts {
@@ -63,14 +65,16 @@ func collect(opts []CallOption) callOpts {
 	return o
 }
 
-// writeCall returns a counter write's call, with its idempotency key.
+// writeCall returns a counter write's call: keyed when the caller gave a
+// key, else in the client's session when it retries, else a single
+// attempt.
 func (c *Client) writeCall(method, path string, body, out any, o callOpts) call {
 	cl := call{method: method, path: path, body: body, out: out, kind: once, key: o.key, endpoint: -1}
-	if cl.key == "" && c.retry {
-		cl.key = newKey()
-	}
-	if cl.key != "" {
+	switch {
+	case cl.key != "":
 		cl.kind = keyed
+	case c.retry:
+		cl.kind = sequenced
 	}
 	return cl
 }

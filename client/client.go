@@ -4,9 +4,15 @@
 // A Client is given the HTTP endpoints of some or all members. By default
 // it fails over between them: a request that could not be sent, or that a
 // node refused with 503 unavailable, goes to the next endpoint; counter
-// writes carry an automatically generated Idempotency-Key, so a write whose
-// outcome was unknown (a lost connection, a 504) is retried too and is
-// still applied exactly once. WithoutRetries turns all of that off for
+// writes run in a client session that the cluster keeps (POST /v1/sessions,
+// then the Abacus-Session headers), so a write whose outcome was unknown (a
+// lost connection, a 504) is retried too and is still applied exactly once,
+// on whichever node answers. If the cluster forgets the session (idle for
+// 15 minutes, or evicted) before anything could have applied, the client
+// opens another and carries on; if that happens after an attempt whose
+// outcome was unknown, the call fails with ErrIndeterminate and is not run
+// again. IdempotencyKey replaces the session with a key of the caller's
+// own for one call. WithoutRetries turns all of that off for
 // callers that must see every outcome, such as a fault-injection harness:
 // each call is then one attempt against one endpoint, and its error says
 // whether the call definitely failed or its outcome is unknown:
@@ -25,9 +31,7 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,12 +40,15 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/internal/sequence"
 )
 
 // Sentinel errors, the abacus package's own, so errors.Is works against
@@ -57,6 +64,9 @@ var (
 	ErrStaleToken      = abacus.ErrStaleToken
 	ErrLeaseExpired    = abacus.ErrLeaseExpired
 	ErrMismatch        = abacus.ErrMismatch
+	ErrLimitReached    = abacus.ErrLimitReached
+	ErrSessionExpired  = abacus.ErrSessionExpired
+	ErrStaleSequence   = abacus.ErrStaleSequence
 	ErrUnavailable     = abacus.ErrUnavailable
 	ErrIndeterminate   = abacus.ErrIndeterminate
 	// ErrProtocol reports a reply that is not what the API promises.
@@ -73,6 +83,9 @@ var codeSentinels = map[string]error{
 	"stale_token":      ErrStaleToken,
 	"lease_expired":    ErrLeaseExpired,
 	"cas_mismatch":     ErrMismatch,
+	"limit_reached":    ErrLimitReached,
+	"session_expired":  ErrSessionExpired,
+	"stale_sequence":   ErrStaleSequence,
 	"unavailable":      ErrUnavailable,
 	"indeterminate":    ErrIndeterminate,
 }
@@ -125,6 +138,16 @@ type Client struct {
 	attempt   time.Duration
 	backoff   time.Duration
 	preferred atomic.Uint32
+
+	session   atomic.Pointer[session] // nil until a write opens one
+	sessionMu sync.Mutex              // serialises opening a session
+}
+
+// session is a client session the cluster issued, and the numbering of
+// this client's writes under it.
+type session struct {
+	id  uint64
+	seq *sequence.Numbers
 }
 
 // Option configures a Client.
@@ -212,6 +235,9 @@ const (
 	// once: a write without a key: retry only what definitely did not
 	// reach a node.
 	once
+	// sequenced: a write in the client's session: retry anything, with the
+	// same sequence number.
+	sequenced
 )
 
 type call struct {
@@ -220,6 +246,7 @@ type call struct {
 	out          any
 	kind         kind
 	key          string
+	seq          [3]string     // session, sequence and ack headers, for sequenced calls
 	attempt      time.Duration // per-attempt timeout override
 	endpoint     int           // -1: any; else this endpoint only
 }
@@ -249,10 +276,71 @@ func (c *Client) do(ctx context.Context, cl call) error {
 	if !c.retry || cl.endpoint >= 0 {
 		return c.attemptOnce(ctx, cl, payload, start%len(c.endpoints))
 	}
+	if cl.kind == sequenced {
+		return c.inSession(ctx, cl, payload, start)
+	}
+	err, _ := c.retrying(ctx, cl, payload, start)
+	return err
+}
+
+// inSession runs a write under the client's session, opening one first if
+// needed, and a new one if the cluster forgot it before the write could
+// have applied.
+func (c *Client) inSession(ctx context.Context, cl call, payload []byte, start int) error {
+	for restarts := 0; ; restarts++ {
+		s, err := c.openSession(ctx)
+		if err != nil {
+			return err
+		}
+		seq, ack := s.seq.Begin()
+		cl.seq = [3]string{strconv.FormatUint(s.id, 10), strconv.FormatUint(seq, 10), strconv.FormatUint(ack, 10)}
+		err, maybeApplied := c.retrying(ctx, cl, payload, start)
+		s.seq.Finish(seq)
+		if !errors.Is(err, ErrSessionExpired) {
+			return err
+		}
+		c.session.CompareAndSwap(s, nil)
+		if maybeApplied {
+			return &Error{Code: "indeterminate", Message: fmt.Sprintf("an earlier attempt may have applied and the session is gone: %v", err), Index: -1}
+		}
+		if restarts == 2 {
+			return err
+		}
+	}
+}
+
+// openSession returns the client's session, opening one when it has none.
+// Concurrent callers share one open.
+func (c *Client) openSession(ctx context.Context) (*session, error) {
+	if s := c.session.Load(); s != nil {
+		return s, nil
+	}
+	c.sessionMu.Lock()
+	defer c.sessionMu.Unlock()
+	if s := c.session.Load(); s != nil {
+		return s, nil
+	}
+	// Opening twice is harmless (an unused session expires), so the open
+	// is retried like a keyed write.
+	var out httpapi.SessionResponse
+	if err := c.do(ctx, call{method: "POST", path: "/v1/sessions", out: &out, kind: keyed, endpoint: -1}); err != nil {
+		return nil, err
+	}
+	if out.Session == 0 {
+		return nil, fmt.Errorf("%w: session id 0", ErrProtocol)
+	}
+	s := &session{id: uint64(out.Session), seq: sequence.New()}
+	c.session.Store(s)
+	return s, nil
+}
+
+// retrying sends a call to the endpoints in turn from start until one
+// answers definitely or ctx ends. It also reports whether an attempt may
+// have applied.
+func (c *Client) retrying(ctx context.Context, cl call, payload []byte, start int) (err error, maybeApplied bool) {
 	var (
-		last         error
-		maybeApplied bool
-		backoff      = c.backoff
+		last    error
+		backoff = c.backoff
 	)
 	for round := 0; ; round++ {
 		for i := range c.endpoints {
@@ -260,28 +348,28 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			err := c.attemptOnce(ctx, cl, payload, idx)
 			if err == nil {
 				c.preferred.Store(uint32(idx))
-				return nil
+				return nil, maybeApplied
 			}
 			switch {
 			case errors.Is(err, ErrIndeterminate):
 				if cl.kind == once {
-					return err
+					return err, true
 				}
 				maybeApplied = maybeApplied || cl.kind != read
 			case errors.Is(err, ErrUnavailable):
 			default:
 				// A definite answer from a node. After an attempt whose
-				// outcome was unknown, a keyed retry returns the first
-				// attempt's result, so the answer stands.
-				return err
+				// outcome was unknown, a keyed or sequenced retry returns
+				// the first attempt's result, so the answer stands.
+				return err, maybeApplied
 			}
 			last = err
 			if ctx.Err() != nil {
-				return finalError(last, ctx.Err(), maybeApplied)
+				return finalError(last, ctx.Err(), maybeApplied), maybeApplied
 			}
 		}
 		if !pause(ctx, &backoff) {
-			return finalError(last, ctx.Err(), maybeApplied)
+			return finalError(last, ctx.Err(), maybeApplied), maybeApplied
 		}
 	}
 }
@@ -349,6 +437,11 @@ func (c *Client) attemptOnce(ctx context.Context, cl call, payload []byte, idx i
 	if cl.key != "" {
 		req.Header.Set("Idempotency-Key", cl.key)
 	}
+	if cl.kind == sequenced {
+		req.Header.Set(httpapi.SessionHeader, cl.seq[0])
+		req.Header.Set(httpapi.SeqHeader, cl.seq[1])
+		req.Header.Set(httpapi.AckHeader, cl.seq[2])
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return transportError(ep, err, wrote.Load(), cl.kind)
@@ -398,15 +491,6 @@ func apiError(ep string, status int, b []byte) error {
 		e.Index = *body.Error.Index
 	}
 	return e
-}
-
-// newKey returns a random idempotency key.
-func newKey() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("client: no randomness: %v", err))
-	}
-	return hex.EncodeToString(b[:])
 }
 
 func esc(name string) string { return url.PathEscape(name) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,9 +23,9 @@ func serve(t *testing.T, n int) (*testcluster.Cluster, []*httptest.Server) {
 	return serveB(t, n)
 }
 
-func serveB(t testing.TB, n int) (*testcluster.Cluster, []*httptest.Server) {
+func serveB(t testing.TB, n int, opts ...testcluster.Option) (*testcluster.Cluster, []*httptest.Server) {
 	t.Helper()
-	c := testcluster.New(t, n)
+	c := testcluster.New(t, n, opts...)
 	ctx := testcluster.Context(t, 10*time.Second)
 	// Wait until the leader serves, so shutting down never races its
 	// first barrier.
@@ -147,7 +148,8 @@ func TestFailover(t *testing.T) {
 
 // TestRetryIsExactlyOnce: an endpoint that applies a write and then loses
 // the reply leaves the outcome unknown; the client retries on the next
-// endpoint with the same Idempotency-Key, and the write applies once.
+// endpoint with the same session and sequence number, and the write
+// applies once.
 func TestRetryIsExactlyOnce(t *testing.T) {
 	cl, srvs := serve(t, 3)
 	var (
@@ -157,8 +159,12 @@ func TestRetryIsExactlyOnce(t *testing.T) {
 	)
 	api := httpapi.New(cl.Nodes[0], httpapi.WithLogger(testcluster.Logger()))
 	lossy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/counters/") {
+			api.ServeHTTP(w, r) // the session is opened here, normally
+			return
+		}
 		mu.Lock()
-		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		keys = append(keys, r.Header.Get(httpapi.SessionHeader)+"/"+r.Header.Get(httpapi.SeqHeader))
 		mu.Unlock()
 		api.ServeHTTP(httptest.NewRecorder(), r) // applied, reply lost
 		lost.Add(1)
@@ -186,8 +192,8 @@ func TestRetryIsExactlyOnce(t *testing.T) {
 	}
 	attempts := lost.Load()
 	mu.Unlock()
-	if attempts != 1 || firstKey == "" {
-		t.Fatalf("lossy node saw %d attempts, first key %q", attempts, firstKey)
+	if attempts != 1 || firstKey == "/" {
+		t.Fatalf("lossy node saw %d attempts, first session/seq %q", attempts, firstKey)
 	}
 	if g, err := c.Get(ctx, "once"); err != nil || g.Value != 7 {
 		t.Fatalf("after the retry: %+v %v, want 7", g, err)
@@ -259,5 +265,31 @@ func TestLocksAndInstances(t *testing.T) {
 	}
 	if _, err := c.KeepAliveInstance(ctx, 123456789); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("unknown instance: %v", err)
+	}
+}
+
+// TestSessionReopened: when the cluster forgets a client's session between
+// two writes, the next write is refused before it can apply, and the
+// client opens a new session and applies it once.
+func TestSessionReopened(t *testing.T) {
+	cl, srvs := serveB(t, 1, func(_ int, cfg *abacus.Config) { cfg.FSM.MaxSessions = 2 })
+	ctx := testcluster.Context(t, 20*time.Second)
+	c, err := client.New(urls(srvs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Add(ctx, "r", 1); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // evicts the client's session
+		if _, err := cl.Nodes[0].OpenSession(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := c.Add(ctx, "r", 1); err != nil || r.Value != 2 {
+		t.Fatalf("write after the session was evicted: %+v %v", r, err)
+	}
+	if r, err := c.Add(ctx, "r", 1); err != nil || r.Value != 3 {
+		t.Fatalf("next write: %+v %v", r, err)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // writeOpts returns the options of a counter write: fence, instance and
 // the Idempotency-Key header.
 func (q *request) writeOpts(f *Fence, instance ID) ([]abacus.Option, error) {
-	opts, err := q.idempotencyKey()
+	opts, err := q.writeOptions()
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func (h *Handler) batch(q *request) (any, error) {
 		}
 		ops[i] = c
 	}
-	opts, err := q.idempotencyKey()
+	opts, err := q.writeOptions()
 	if err != nil {
 		return nil, err
 	}

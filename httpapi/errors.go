@@ -65,6 +65,12 @@ func errorStatus(err error, write bool) (int, string) {
 		return http.StatusConflict, "lease_expired"
 	case errors.Is(err, abacus.ErrMismatch):
 		return http.StatusConflict, "cas_mismatch"
+	case errors.Is(err, abacus.ErrLimitReached):
+		return http.StatusTooManyRequests, "limit_reached"
+	case errors.Is(err, abacus.ErrSessionExpired):
+		return http.StatusGone, "session_expired"
+	case errors.Is(err, abacus.ErrStaleSequence):
+		return http.StatusConflict, "stale_sequence"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		if write {
 			return http.StatusGatewayTimeout, "indeterminate"
@@ -190,13 +196,22 @@ func (q *request) id(i int) (uint64, error) {
 	return uint64(v), nil
 }
 
-// idempotencyKey returns the request's Idempotency-Key option, if any.
-func (q *request) idempotencyKey() ([]abacus.Option, error) {
+// writeOptions returns a write's exactly-once option: its Idempotency-Key,
+// or its place in a client session (the Abacus-Session, Abacus-Seq and
+// Abacus-Ack headers), or none.
+func (q *request) writeOptions() ([]abacus.Option, error) {
 	k := q.r.Header.Get("Idempotency-Key")
-	if k == "" {
+	sess, err := q.session()
+	switch {
+	case err != nil:
+		return nil, err
+	case k != "" && sess != nil:
+		return nil, invalid("a write carries an Idempotency-Key or a session, not both")
+	case sess != nil:
+		return []abacus.Option{sess}, nil
+	case k == "":
 		return nil, nil
-	}
-	if len(k) > MaxIdempotencyKeyLen {
+	case len(k) > MaxIdempotencyKeyLen:
 		return nil, invalid("Idempotency-Key over %d bytes", MaxIdempotencyKeyLen)
 	}
 	return []abacus.Option{abacus.WithIdempotencyKey(k)}, nil

@@ -122,6 +122,7 @@ func New(node *abacus.Node, opts ...Option) *Handler {
 		{method: "POST", path: "/v1/counters/{}/cas", write: true, fn: h.cas},
 		{method: "DELETE", path: "/v1/counters/{}", write: true, fn: h.del},
 		{method: "POST", path: "/v1/batch", write: true, fn: h.batch},
+		{method: "POST", path: "/v1/sessions", write: true, fn: h.openSession},
 		{method: "GET", path: "/v1/counters/{}/watch", stream: true, fn: h.watch},
 		{method: "POST", path: "/v1/locks/{}/acquire", write: true, fn: h.acquire},
 		{method: "POST", path: "/v1/locks/{}/keepalive", write: true, fn: h.keepAliveLock},

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -448,5 +449,96 @@ func TestStateEndpoint(t *testing.T) {
 	after := call(t, srv, "GET", "/v1/cluster/state", "")
 	if after.body["hash"] == before.body["hash"] || after.body["applied_index"].(float64) <= before.body["applied_index"].(float64) {
 		t.Fatalf("state after a write %v, before %v", after.body, before.body)
+	}
+}
+
+// TestExactlyOnceUnderPressure: a keyed write and a session write, then
+// more keyed writes and sessions than the node keeps sessions for, then
+// the retries: each returns its first result and nothing applies twice.
+// Past the key bound a new key is refused with 429 limit_reached.
+func TestExactlyOnceUnderPressure(t *testing.T) {
+	c := testcluster.New(t, 1, func(_ int, cfg *abacus.Config) {
+		cfg.FSM.MaxSessions = 4
+		cfg.FSM.MaxKeys = 12
+	})
+	srv := httptest.NewServer(httpapi.New(c.Nodes[0], httpapi.WithLogger(testcluster.Logger())))
+	t.Cleanup(srv.Close)
+	open := func() string {
+		t.Helper()
+		r := call(t, srv, "POST", "/v1/sessions", "")
+		id, ok := r.body["session"].(string)
+		if r.status != 200 || !ok {
+			t.Fatalf("open session: %d %s", r.status, r.raw)
+		}
+		return id
+	}
+	first := call(t, srv, "POST", "/v1/counters/pay/add", `{"delta": 1}`, "Idempotency-Key", "pay-42")
+	sess := open()
+	sessFirst := call(t, srv, "POST", "/v1/counters/pay/add", `{"delta": 100}`, httpapi.SessionHeader, sess, httpapi.SeqHeader, "1", httpapi.AckHeader, "1")
+	if first.status != 200 || sessFirst.status != 200 {
+		t.Fatalf("first writes: %s %s", first.raw, sessFirst.raw)
+	}
+	for i := range 8 {
+		if r := call(t, srv, "POST", "/v1/counters/other/add", `{"delta": 1}`, "Idempotency-Key", fmt.Sprint("other-", i)); r.status != 200 {
+			t.Fatalf("keyed write %d: %d %s", i, r.status, r.raw)
+		}
+		open()
+	}
+	if again := call(t, srv, "POST", "/v1/counters/pay/add", `{"delta": 1}`, "Idempotency-Key", "pay-42"); again.raw != first.raw {
+		t.Fatalf("keyed retry: %s, want %s", again.raw, first.raw)
+	}
+	// The session has been evicted: its retry is refused, not applied.
+	r := call(t, srv, "POST", "/v1/counters/pay/add", `{"delta": 100}`, httpapi.SessionHeader, sess, httpapi.SeqHeader, "1", httpapi.AckHeader, "1")
+	if r.status != 410 || r.errCode() != "session_expired" {
+		t.Fatalf("retry in an evicted session: %d %s", r.status, r.raw)
+	}
+	if g := call(t, srv, "GET", "/v1/counters/pay", ""); !matches(g.body, map[string]any{"value": 101.0}) {
+		t.Fatalf("pay after retries: %s, want 101", g.raw)
+	}
+	// 9 keys held; three more fit, the next is refused and changes nothing.
+	for i := range 3 {
+		call(t, srv, "POST", "/v1/counters/more/add", `{"delta": 1}`, "Idempotency-Key", fmt.Sprint("more-", i))
+	}
+	r = call(t, srv, "POST", "/v1/counters/more/add", `{"delta": 1}`, "Idempotency-Key", "one-too-many")
+	if r.status != 429 || r.errCode() != "limit_reached" {
+		t.Fatalf("key past the bound: %d %s", r.status, r.raw)
+	}
+	if g := call(t, srv, "GET", "/v1/counters/more", ""); !matches(g.body, map[string]any{"value": 3.0}) {
+		t.Fatalf("more: %s, want 3", g.raw)
+	}
+}
+
+// TestSessionHeaders: a session write's retry returns its first result;
+// malformed or conflicting exactly-once headers are 400 and change nothing.
+func TestSessionHeaders(t *testing.T) {
+	_, srv := newServer(t)
+	r := call(t, srv, "POST", "/v1/sessions", "")
+	sess, _ := r.body["session"].(string)
+	if r.status != 200 || sess == "" {
+		t.Fatalf("open: %d %s", r.status, r.raw)
+	}
+	h := func(seq, ack string) []string {
+		return []string{httpapi.SessionHeader, sess, httpapi.SeqHeader, seq, httpapi.AckHeader, ack}
+	}
+	a := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, h("1", "1")...)
+	b := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, h("1", "1")...)
+	c := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, h("2", "2")...)
+	if a.raw != b.raw || !matches(c.body, map[string]any{"value": 10.0}) {
+		t.Fatalf("session writes: %s %s %s", a.raw, b.raw, c.raw)
+	}
+	if r := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, h("1", "2")...); r.errCode() != "invalid_argument" {
+		t.Fatalf("ack above seq: %d %s", r.status, r.raw)
+	}
+	if r := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, h("3", "3")[:4]...); r.errCode() != "invalid_argument" {
+		t.Fatalf("missing ack header: %d %s", r.status, r.raw)
+	}
+	if r := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, append(h("3", "3"), "Idempotency-Key", "k")...); r.errCode() != "invalid_argument" {
+		t.Fatalf("session and key: %d %s", r.status, r.raw)
+	}
+	if r := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, httpapi.SessionHeader, "999", httpapi.SeqHeader, "1", httpapi.AckHeader, "1"); r.status != 410 {
+		t.Fatalf("unissued session: %d %s", r.status, r.raw)
+	}
+	if g := call(t, srv, "GET", "/v1/counters/s", ""); !matches(g.body, map[string]any{"value": 10.0}) {
+		t.Fatalf("s: %s, want 10", g.raw)
 	}
 }

@@ -207,6 +207,12 @@ type InstanceResponse struct {
 	TTLMS    int64 `json:"ttl_ms"`
 }
 
+// SessionResponse is the reply to POST /v1/sessions: a client session for
+// the Abacus-Session header.
+type SessionResponse struct {
+	Session ID `json:"session"`
+}
+
 // Empty is the reply of calls that return nothing: {}.
 type Empty struct{}
 
