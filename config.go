@@ -47,8 +47,14 @@ type Config struct {
 	// Clock is the node's clock. Default: the system clock. Tests and the
 	// fault harness inject offsets through it.
 	Clock Clock
-	// FSM tunes the exactly-once table; identical on every member.
+	// FSM bounds the state machine's memory (the exactly-once tables, and
+	// the counters, leases and locks clients create); identical on every
+	// member.
 	FSM FSMOptions
+	// MaxWatches bounds the counter watches (Node.Watch, and so HTTP watch
+	// streams) open on this node at once; one more fails with
+	// ErrLimitReached. Default 65536.
+	MaxWatches int
 	// Faults enables the peer transport's fault-injection controls
 	// (Node.Faults). Off by default; for tests and the fault harness only.
 	Faults bool
@@ -126,6 +132,7 @@ func DefaultConfig() Config {
 		MaxInflightEntries: 8,
 		TickInterval:       250 * time.Millisecond,
 		RetryBackoff:       10 * time.Millisecond,
+		MaxWatches:         1 << 16,
 	}
 }
 
@@ -157,6 +164,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInflightEntries == 0 {
 		c.MaxInflightEntries = d.MaxInflightEntries
+	}
+	if c.MaxWatches == 0 {
+		c.MaxWatches = d.MaxWatches
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -225,6 +235,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflightEntries < 1 {
 		errs = append(errs, errors.New("config: MaxInflightEntries must be positive"))
+	}
+	if c.MaxWatches < 1 {
+		errs = append(errs, errors.New("config: MaxWatches must be positive"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, errors.Join(errs...))

@@ -220,3 +220,28 @@ func TestWatch(t *testing.T) {
 	for range events {
 	}
 }
+
+// TestWatchBound: past Config.MaxWatches a watch is refused with
+// ErrLimitReached; ending one makes room for the next.
+func TestWatchBound(t *testing.T) {
+	c := testcluster.New(t, 1, func(_ int, cfg *abacus.Config) { cfg.MaxWatches = 2 })
+	ctx := testcluster.Context(t, 10*time.Second)
+	n := c.Nodes[0]
+	first, cancel := context.WithCancel(ctx)
+	events, err := n.Watch(first, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Watch(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Watch(ctx, "c"); !errors.Is(err, abacus.ErrLimitReached) {
+		t.Fatalf("third watch: %v, want ErrLimitReached", err)
+	}
+	cancel()
+	for range events { // closed once the watch has ended and released its place
+	}
+	if _, err := n.Watch(ctx, "c"); err != nil {
+		t.Fatalf("watch after one ended: %v", err)
+	}
+}

@@ -2,7 +2,9 @@ package abacus
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Watches. Every node applies every entry, so any node can serve watches:
@@ -34,7 +36,8 @@ type LockEvent struct {
 
 // Watch delivers counter name's value now and after every change, until
 // ctx ends (then the channel closes). A reader that falls behind receives
-// the latest value and skips those in between.
+// the latest value and skips those in between. At most Config.MaxWatches
+// watches are open at once; past that Watch fails with ErrLimitReached.
 func (n *Node) Watch(ctx context.Context, name string) (<-chan WatchEvent, error) {
 	if err := validName("counter name", name); err != nil {
 		return nil, err
@@ -42,11 +45,18 @@ func (n *Node) Watch(ctx context.Context, name string) (<-chan WatchEvent, error
 	if n.closed.Load() {
 		return nil, ErrClosed
 	}
+	if n.watch.open.Add(1) > int64(n.cfg.MaxWatches) {
+		n.watch.open.Add(-1)
+		return nil, fmt.Errorf("%w: %d watches open (Config.MaxWatches)", ErrLimitReached, n.cfg.MaxWatches)
+	}
 	w := newWatcher[WatchEvent](func(a, b WatchEvent) bool { return a.Revision >= b.Revision })
 	n.watch.counters.add(name, w)
 	r := n.fsm.Read(Command{Op: OpGet, Name: name})
 	w.publishInitial(WatchEvent{Value: r.Value, Revision: r.Revision, Exists: r.Exists})
-	return w.run(ctx, n.done, func() { n.watch.counters.remove(name, w) }), nil
+	return w.run(ctx, n.done, func() {
+		n.watch.counters.remove(name, w)
+		n.watch.open.Add(-1)
+	}), nil
 }
 
 // watchLock delivers lock name's state now and after every change.
@@ -61,6 +71,7 @@ func (n *Node) watchLock(ctx context.Context, name string) <-chan LockEvent {
 // watchHub is the node's observer: it routes state-machine changes to
 // watchers and to lock requests waiting for a grant.
 type watchHub struct {
+	open     atomic.Int64 // counter watches open, against Config.MaxWatches
 	counters registry[WatchEvent]
 	locks    registry[LockEvent]
 	leases   registry[struct{}]
