@@ -356,6 +356,10 @@ func (h *Handler) authorize(r *http.Request, rt *route) error {
 		return nil
 	}
 	h.log.Info("http request refused", "client", client, "role", role, "route", rt.method+" "+rt.path, "needs", rt.need)
+	has := "has role " + role.String()
+	if role == RoleNone {
+		has = "has no role on this node"
+	}
 	return &apiError{http.StatusForbidden, "permission_denied",
-		fmt.Sprintf("%s has role %s; %s %s needs %s", client, role, rt.method, rt.path, rt.need)}
+		fmt.Sprintf("%s %s; %s %s needs %s", client, has, r.Method, r.URL.EscapedPath(), rt.need)}
 }

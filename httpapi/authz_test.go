@@ -259,7 +259,7 @@ func TestRolesEndpoints(t *testing.T) {
 				t.Errorf("%s (needs %v): %d %s, want 403 permission_denied", what, rt.need, r.status, r.raw)
 				continue
 			}
-			if msg := r.raw; rt.method != "HEAD" && (!strings.Contains(msg, "has role "+cl.role.String()) || !strings.Contains(msg, "needs "+rt.need.String())) {
+			if msg := r.raw; rt.method != "HEAD" && (!strings.Contains(msg, map[httpapi.Role]string{httpapi.RoleNone: "has no role", httpapi.RoleRead: "has role read", httpapi.RoleWrite: "has role write"}[cl.role]) || !strings.Contains(msg, "needs "+rt.need.String())) {
 				t.Errorf("%s: refusal %q does not say which role it has and needs", what, msg)
 			}
 		}
