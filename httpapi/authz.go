@@ -172,8 +172,11 @@ func (l *Roles) selector(s string) (map[string]Role, string, error) {
 	if strings.TrimSpace(v) == "" {
 		return nil, "", fmt.Errorf("selector %q has an empty value", s)
 	}
-	if v != strings.TrimSpace(v) || (!spaces && strings.ContainsAny(v, " \t")) {
-		return nil, "", fmt.Errorf("selector %q: the value may not contain spaces", s)
+	if v != strings.TrimSpace(v) {
+		return nil, "", fmt.Errorf("selector %q: the value may not start or end with white space", s)
+	}
+	if !spaces && strings.ContainsAny(v, " \t") {
+		return nil, "", fmt.Errorf("selector %q: the value may not contain white space", s)
 	}
 	return m, v, nil
 }
