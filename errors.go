@@ -57,6 +57,10 @@ var (
 	ErrClosed = errors.New("abacus: node closed")
 	// ErrNoLeader reports an election (Election.Leader) nobody leads.
 	ErrNoLeader = errors.New("abacus: election has no leader")
+	// ErrPermissionDenied reports a request refused because its client's
+	// role does not allow it (the HTTP API's 403 permission_denied). Nothing
+	// was applied.
+	ErrPermissionDenied = errors.New("abacus: permission denied")
 	// ErrCorrupt reports an encoded command, result or snapshot that fails to
 	// decode or to verify.
 	ErrCorrupt = errors.New("abacus: corrupt data")

@@ -73,6 +73,12 @@ var (
 	ErrProtocol = errors.New("client: unexpected reply")
 )
 
+// ErrPermissionDenied reports a request a node refused (403
+// permission_denied) because the role of the client's certificate does not
+// allow it. It is a definite answer: the client does not retry it
+// elsewhere, and nothing was applied.
+var ErrPermissionDenied = abacus.ErrPermissionDenied
+
 var codeSentinels = map[string]error{
 	"invalid_argument": ErrInvalidArgument,
 	"not_found":        ErrNotFound,
@@ -88,6 +94,8 @@ var codeSentinels = map[string]error{
 	"stale_sequence":   ErrStaleSequence,
 	"unavailable":      ErrUnavailable,
 	"indeterminate":    ErrIndeterminate,
+
+	"permission_denied": ErrPermissionDenied,
 }
 
 // Error is an error reply from a node, or a transport failure classified

@@ -11,6 +11,11 @@
 // {"error": {"code": "...", "message": "..."}}. Client mistakes (malformed
 // JSON, wrong types, unknown fields, bad names, bodies over 1 MiB) are 400
 // invalid_argument, never a 500.
+//
+// Without WithAuthorizer every client that reaches the handler may do
+// everything, membership changes included. With it (for example a Roles
+// allow-list over mutual-TLS client certificates), each endpoint needs a
+// Role and a client below it gets 403 permission_denied.
 package httpapi
 
 import (
@@ -43,6 +48,7 @@ type Handler struct {
 	faults  bool
 	routes  []*route
 	metrics *httpMetrics
+	auth    Authorizer // nil: every client is admin
 }
 
 // Option configures a Handler.
@@ -144,6 +150,7 @@ func New(node *abacus.Node, opts ...Option) *Handler {
 	names := make([]string, len(h.routes))
 	for i, rt := range h.routes {
 		rt.segs = strings.Split(strings.TrimPrefix(rt.path, "/"), "/")
+		rt.need = routeRole(rt.method, rt.path)
 		names[i] = rt.method + " " + rt.path
 	}
 	h.metrics = newHTTPMetrics(names)
@@ -158,6 +165,7 @@ type route struct {
 	segs   []string
 	write  bool // a write: a timeout leaves its outcome unknown
 	stream bool // no per-request deadline
+	need   Role // the role a client needs (with an Authorizer)
 	fn     func(*request) (any, error)
 }
 
@@ -181,6 +189,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := h.routes[idx]
+	if err := h.authorize(r, rt); err != nil {
+		h.writeError(rec, err, false)
+		h.metrics.observe(idx, rec.status, time.Since(start))
+		return
+	}
 	ctx := r.Context()
 	if !rt.stream {
 		var cancel context.CancelFunc

@@ -28,6 +28,7 @@ type nodeFlags struct {
 	backend                      string
 	rabiaSecret                  string
 	tlsCert, tlsKey, tlsCA       string
+	roles                        string
 	logFormat, logLevel          string
 	faults                       bool
 }
@@ -49,6 +50,7 @@ func parseNodeFlags(args []string, stderr io.Writer) (*nodeFlags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "certificate (PEM) for mutual TLS on peer traffic and the HTTP API")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) that verifies peers and clients")
+	fs.StringVar(&f.roles, "roles", "", "allow-list mapping client certificates to roles (read, write, admin); needs --tls-*; unset: every certificate from --tls-ca is admin")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&f.faults, "faults", false, "enable fault injection (POST /v1/admin/faults); tests only")
@@ -74,6 +76,9 @@ func parseNodeFlags(args []string, stderr io.Writer) (*nodeFlags, error) {
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") || (f.tlsCert != "" && f.tlsCA == "") {
 		return nil, errors.New("--tls-cert, --tls-key and --tls-ca go together")
+	}
+	if f.roles != "" && f.tlsCert == "" {
+		return nil, errors.New("--roles needs --tls-cert, --tls-key and --tls-ca: roles are given to client certificates")
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
@@ -149,6 +154,12 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var roles *httpapi.Roles
+	if f.roles != "" {
+		if roles, err = httpapi.LoadRoles(f.roles); err != nil {
+			return err
+		}
+	}
 	cfg := abacus.DefaultConfig()
 	cfg.ID, cfg.Dir, cfg.BindAddr = f.id, f.data, f.peerAddr
 	cfg.TLS, cfg.Logger, cfg.Faults = tlsConf, log, f.faults
@@ -195,6 +206,9 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.faults {
 		opts = append(opts, httpapi.WithFaults(clock))
 	}
+	if roles != nil {
+		opts = append(opts, httpapi.WithAuthorizer(roles))
+	}
 	srv := &http.Server{
 		Handler:           httpapi.New(node, opts...),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -211,6 +225,14 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 	log.Info("serving", "node", f.id, "http", ln.Addr().String(), "peer", node.Addr(), "backend", f.backend, "pid", os.Getpid())
+	switch {
+	case tlsConf == nil:
+		warnUnauthenticated(log, ln.Addr().String(), f.peerAddr)
+	case roles == nil:
+		log.Info("no --roles: every client certificate from --tls-ca may do everything, membership changes included")
+	default:
+		log.Info("client roles loaded", "file", f.roles, "grants", roles.Len())
+	}
 
 	if f.join != "" {
 		if err := join(ctx, f, tlsConf, dir, log); err != nil {
@@ -226,6 +248,40 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	shutdown(srv, log)
 	return closeNode(node)
+}
+
+// warnUnauthenticated logs a warning for each of a node's plain-text
+// addresses (no TLS) that others than this machine may reach: anyone who
+// reaches the HTTP port may read and write every counter and lock and
+// change the membership, and anyone who reaches the peer port may speak
+// for a member of the cluster.
+func warnUnauthenticated(log *slog.Logger, httpAddr, peerAddr string) {
+	if !isLoopback(httpAddr) {
+		log.Warn("UNAUTHENTICATED HTTP API beyond loopback: no TLS, so anyone who reaches this address may read and write every counter and lock, add and remove members and transfer leadership; use --tls-cert, --tls-key, --tls-ca and --roles, or a loopback address",
+			"http", httpAddr)
+	}
+	if !isLoopback(peerAddr) {
+		log.Warn("UNAUTHENTICATED PEER PORT beyond loopback: no TLS, so anyone who reaches this address may act as a member of the cluster and change any state; use --tls-cert, --tls-key and --tls-ca, or a loopback address",
+			"peer", peerAddr)
+	}
+}
+
+// isLoopback reports whether host:port listens only on this machine: a
+// loopback IP or "localhost". An empty or unspecified host listens on
+// every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i]
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // closeNode closes the node. Close is quick; should it ever hang, leave
@@ -253,7 +309,10 @@ func shutdown(srv *http.Server, log *slog.Logger) {
 }
 
 // join asks a member to add this node, retrying until it succeeds or ctx
-// ends, and learns the members' HTTP addresses from the reply.
+// ends, and learns the members' HTTP addresses from the reply. With
+// mutual TLS the request carries this node's certificate, which needs the
+// admin role on a member started with --roles; a refusal ends the join at
+// once, since retrying cannot change it.
 func join(ctx context.Context, f *nodeFlags, tlsConf *tls.Config, dir *httpapi.Directory, log *slog.Logger) error {
 	var copts []client.Option
 	if tlsConf != nil {
@@ -275,6 +334,9 @@ func join(ctx context.Context, f *nodeFlags, tlsConf *tls.Config, dir *httpapi.D
 			}
 			log.Info("joined", "via", f.join, "members", len(st.Members))
 			return nil
+		}
+		if errors.Is(err, client.ErrPermissionDenied) {
+			return fmt.Errorf("join: this node's certificate needs the admin role in the members' --roles file: %w", err)
 		}
 		log.Warn("join failed; retrying", "via", f.join, "err", err)
 		select {

@@ -57,8 +57,22 @@ func New(t testing.TB, name string) *CA {
 }
 
 // Issue returns a certificate for node name, usable as both TLS server and
-// client, with the IP SAN 127.0.0.1.
+// client, with the subject common name and DNS name name and the IP SAN
+// 127.0.0.1.
 func (ca *CA) Issue(t testing.TB, name string) tls.Certificate {
+	t.Helper()
+	return ca.IssueTemplate(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:    []string{name},
+	})
+}
+
+// IssueTemplate returns a certificate with tmpl's subject and subject
+// alternative names, signed by ca, usable as both TLS server and client.
+// It fills in the serial number, the validity (an hour) and the key
+// usages; tmpl is modified.
+func (ca *CA) IssueTemplate(t testing.TB, tmpl *x509.Certificate) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -68,16 +82,11 @@ func (ca *CA) Issue(t testing.TB, name string) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{name},
-	}
+	tmpl.SerialNumber = serial
+	tmpl.NotBefore = time.Now().Add(-time.Minute)
+	tmpl.NotAfter = time.Now().Add(time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
