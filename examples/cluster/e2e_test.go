@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/internal/freeport"
 	"github.com/abacuskit/abacus/internal/testca"
 )
 
@@ -66,10 +67,12 @@ func binaries(t *testing.T) (clusterBin, abacusBin string) {
 
 func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	addrs, err := freeAddrs(n)
+	ports, err := freeport.Reserve(n)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(ports.Release)
+	addrs := ports.Addrs()
 	return addrs
 }
 
