@@ -54,7 +54,9 @@ type Config struct {
 	Faults bool
 
 	// HeartbeatTimeout is how long a follower waits without hearing from
-	// the leader before it stands for election. Default 500ms.
+	// the leader before it stands for election. Default 500ms. A node that
+	// is the only voter of its cluster stands at once when it opens (when
+	// LeaderLeaseTimeout is below HeartbeatTimeout, as by default).
 	HeartbeatTimeout time.Duration
 	// ElectionTimeout bounds a candidate's election. Default 500ms.
 	ElectionTimeout time.Duration
