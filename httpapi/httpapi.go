@@ -200,6 +200,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // match finds the route of r. Path segments are matched in their escaped
 // form, so a name may contain an escaped slash.
 func (h *Handler) match(r *http.Request) (int, []string, error) {
+	if headerBytes(r) > MaxHeaderBytes {
+		return 0, nil, errHeaderTooLarge
+	}
 	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
 	pathFound := false
 	for i, rt := range h.routes {

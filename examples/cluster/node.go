@@ -186,6 +186,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
+	ln = httpapi.Listener(ln) // net/http's own error replies in JSON too
 	node, err := abacus.Open(cfg)
 	if err != nil {
 		ln.Close()
@@ -198,6 +199,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := &http.Server{
 		Handler:           httpapi.New(node, opts...),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    httpapi.ServerMaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		TLSConfig:         tlsConf,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
