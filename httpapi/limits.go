@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 )
 
 // MaxHeaderBytes bounds a request's line and header fields (method, URL,
@@ -63,10 +62,7 @@ func (l errorListener) Accept() (net.Conn, error) {
 // error responses. net/http writes each as a single write straight to the
 // connection, with these header fields and nothing else (no Date, which
 // every response a handler writes carries), so nothing else matches.
-type errorConn struct {
-	net.Conn
-	mu sync.Mutex
-}
+type errorConn struct{ net.Conn }
 
 const (
 	serverErrorPrefix  = "HTTP/1.1 "
@@ -75,8 +71,6 @@ const (
 
 func (c *errorConn) Write(p []byte) (int, error) {
 	if r, ok := rewriteServerError(p); ok {
-		c.mu.Lock()
-		defer c.mu.Unlock()
 		if _, err := c.Conn.Write(r); err != nil {
 			return 0, err
 		}
