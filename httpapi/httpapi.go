@@ -80,7 +80,8 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithDirectory gives the handler the members' HTTP addresses, reported as
 // http_addr by /v1/cluster and updated by joins and removals through this
-// handler.
+// handler. A member it does not list is reported with the address the
+// member advertises itself (Config.HTTPAddr, see Node.HTTPAddr).
 func WithDirectory(d *Directory) Option {
 	return func(h *Handler) {
 		if d != nil {
