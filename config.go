@@ -24,6 +24,10 @@ type Config struct {
 	// AdvertiseAddr is the address peers reach this node at. Default: the
 	// bound address.
 	AdvertiseAddr string
+	// HTTPAddr, optional, is the host:port at which this node serves its
+	// HTTP API (package httpapi). Members learn each other's over the peer
+	// port (Node.HTTPAddr), and the API reports them as http_addr.
+	HTTPAddr string
 	// Peers lists the initial members, this node included, identically on
 	// every initial member. Empty: a one-node cluster. A node joining a
 	// running cluster leaves it empty and is added by a member
@@ -60,7 +64,9 @@ type Config struct {
 	Faults bool
 
 	// HeartbeatTimeout is how long a follower waits without hearing from
-	// the leader before it stands for election. Default 500ms.
+	// the leader before it stands for election. Default 500ms. A node that
+	// is the only voter of its cluster stands at once when it opens (when
+	// LeaderLeaseTimeout is below HeartbeatTimeout, as by default).
 	HeartbeatTimeout time.Duration
 	// ElectionTimeout bounds a candidate's election. Default 500ms.
 	ElectionTimeout time.Duration
@@ -210,6 +216,11 @@ func (c Config) Validate() error {
 	}
 	if !self {
 		errs = append(errs, fmt.Errorf("config: Peers must include this node (%q)", c.ID))
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil || len(c.HTTPAddr) > MaxHTTPAddrLen {
+			errs = append(errs, fmt.Errorf("config: HTTPAddr %q: want host:port of at most %d bytes", c.HTTPAddr, MaxHTTPAddrLen))
+		}
 	}
 	if c.Join && len(c.Peers) > 0 {
 		errs = append(errs, errors.New("config: Join and Peers are exclusive"))

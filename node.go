@@ -27,6 +27,8 @@ type Node struct {
 	obs   *fanout
 	watch *watchHub
 
+	httpAddrs *httpAddrs // the members' HTTP addresses
+
 	session   atomic.Pointer[clientSession] // nil until the first write opens one
 	sessionMu sync.Mutex                    // serialises opening a session
 	metrics   *Metrics
@@ -95,6 +97,7 @@ func Open(cfg Config) (*Node, error) {
 		mux.Close()
 		return nil, fmt.Errorf("abacus: %s: %w", backend.Name(), err)
 	}
+	n.httpAddrs = startHTTPAddrs(n)
 	log.Info("node open", "backend", backend.Name(), "addr", cfg.AdvertiseAddr, "dir", cfg.Dir)
 	return n, nil
 }
@@ -108,6 +111,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
 		close(n.done)
+		n.httpAddrs.stop()
 		err = errors.Join(n.repl.Close(), n.mux.Close())
 		n.log.Info("node closed")
 	})

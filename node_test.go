@@ -118,3 +118,32 @@ func TestRetryAfterSessionsEvicted(t *testing.T) {
 		t.Fatalf("write after the node's session was evicted: %+v %v", got, err)
 	}
 }
+
+// TestSingleVoterElectsItselfAtOnce: the only voter of a cluster does not
+// wait out a heartbeat timeout before it leads. The timeouts here are an
+// hour, so a node that waited would not serve the Add for an hour; one
+// that elects itself at once serves it straight away.
+func TestSingleVoterElectsItselfAtOnce(t *testing.T) {
+	cfg := testcluster.FastConfig("n1", t.TempDir(), testcluster.FreeAddr(t))
+	cfg.HeartbeatTimeout = time.Hour
+	cfg.ElectionTimeout = time.Hour
+	cfg.Peers = []abacus.Member{{ID: "n1", Addr: cfg.BindAddr, Voter: true}}
+	for round := range 2 { // a fresh cluster, then the same node restarted
+		n, err := abacus.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := testcluster.Context(t, 20*time.Second)
+		got, err := n.Add(ctx, "hits", 1)
+		if err != nil {
+			n.Close()
+			t.Fatalf("round %d: first Add: %v", round, err)
+		}
+		if got.Value != int64(round+1) {
+			t.Errorf("round %d: Add = %d", round, got.Value)
+		}
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

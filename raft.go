@@ -166,6 +166,7 @@ func openRaft(env *Env) (*raftReplicator, error) {
 		r.closeStores()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
+	r.electAloneAtOnce(rc)
 	r.rpcSrv = transport.NewRPCServer(env.Mux.Listener(transport.KindRPC), r.handleRPC)
 	r.goroutine(func() { _ = r.rpcSrv.Serve(r.ctx) })
 	r.goroutine(r.watchLeadership)
@@ -173,6 +174,43 @@ func openRaft(env *Env) (*raftReplicator, error) {
 	r.goroutine(r.completer)
 	r.goroutine(r.forwarder)
 	return r, nil
+}
+
+// electAloneAtOnce makes a node that is the only voter of its
+// configuration stand for election now rather than after a heartbeat
+// timeout: no other node can lead such a cluster, so waiting (up to twice
+// HeartbeatTimeout) only delays the first call. hashicorp/raft re-checks
+// a follower's heartbeat at once when HeartbeatTimeout is lowered with
+// ReloadConfig; a follower that never heard from a leader then starts an
+// election. The configured timeout is restored straight after, which
+// changes nothing else. The lowered value must stay at least
+// LeaderLeaseTimeout (not reloadable), so where that equals
+// HeartbeatTimeout the node waits as any follower does.
+func (r *raftReplicator) electAloneAtOnce(rc *raft.Config) {
+	f := r.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	voters, self := 0, false
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+			self = self || s.ID == rc.LocalID
+		}
+	}
+	if voters != 1 || !self || rc.LeaderLeaseTimeout >= rc.HeartbeatTimeout {
+		return
+	}
+	normal := r.raft.ReloadableConfig()
+	short := normal
+	short.HeartbeatTimeout = rc.LeaderLeaseTimeout
+	if err := r.raft.ReloadConfig(short); err != nil {
+		r.log.Warn("raft: could not hasten the election of a single voter", "error", err)
+		return
+	}
+	if err := r.raft.ReloadConfig(normal); err != nil {
+		r.log.Error("raft: could not restore the heartbeat timeout", "error", err)
+	}
 }
 
 func (r *raftReplicator) goroutine(fn func()) {

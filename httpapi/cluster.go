@@ -21,6 +21,9 @@ func (h *Handler) status() ClusterStatus {
 	}
 	for _, m := range st.Members {
 		addr, _ := h.dir.Get(m.ID)
+		if addr == "" {
+			addr, _ = h.node.HTTPAddr(m.ID) // as the member advertises it
+		}
 		out.Members = append(out.Members, MemberInfo{ID: m.ID, PeerAddr: m.Addr, HTTPAddr: addr, Voter: m.Voter})
 	}
 	return out

@@ -187,11 +187,13 @@ func (q *request) name(i int) (string, error) {
 	return n, nil
 }
 
-// id returns path parameter i as a lease or instance id.
+// id returns path parameter i as an instance id. Ids are positive decimal
+// integers, so any other string names no instance: 404 not_found, as an
+// unknown number is.
 func (q *request) id(i int) (uint64, error) {
 	v, err := ParseID(q.params[i])
 	if err != nil || v == 0 {
-		return 0, invalid("bad id %q: want a positive decimal integer", q.params[i])
+		return 0, &apiError{http.StatusNotFound, "not_found", fmt.Sprintf("no instance %q (ids are positive decimal integers)", q.params[i])}
 	}
 	return uint64(v), nil
 }

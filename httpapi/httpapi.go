@@ -86,7 +86,8 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithDirectory gives the handler the members' HTTP addresses, reported as
 // http_addr by /v1/cluster and updated by joins and removals through this
-// handler.
+// handler. A member it does not list is reported with the address the
+// member advertises itself (Config.HTTPAddr, see Node.HTTPAddr).
 func WithDirectory(d *Directory) Option {
 	return func(h *Handler) {
 		if d != nil {
@@ -214,6 +215,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // match finds the route of r. Path segments are matched in their escaped
 // form, so a name may contain an escaped slash.
 func (h *Handler) match(r *http.Request) (int, []string, error) {
+	if headerBytes(r) > MaxHeaderBytes {
+		return 0, nil, errHeaderTooLarge
+	}
 	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
 	pathFound := false
 	for i, rt := range h.routes {

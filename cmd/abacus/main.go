@@ -9,12 +9,14 @@
 //	abacus lock NAME [--ttl 10s] [--wait 30s] -- CMD [ARGS...]
 //	abacus status                   # members, leader, applied index
 //	abacus state                    # every endpoint's applied index and state hash
+//	abacus help [COMMAND]           # the overview, or a command's help
 //
 // Endpoints come from --cluster URL,URL,... or ABACUS_CLUSTER (default:
 // the three nodes of `go run ./examples/cluster -serve`); the client fails
 // over between them and retries writes without applying them twice.
 // --width N zero-pads numbers, --json prints the JSON response.
 //
+// A usage error prints one line and a pointer to `abacus help COMMAND`.
 // Exit codes: 0 ok, 1 error, 2 usage, 3 conflict (lock held, CAS mismatch,
 // bounds, stale token), 4 unavailable or indeterminate.
 package main
@@ -26,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -71,6 +74,8 @@ type cli struct {
 	tlsCA     string
 	noRetries bool
 
+	cmd string // the command being run, for the usage pointer
+
 	c *client.Client
 }
 
@@ -99,17 +104,88 @@ commands:
                                         runs CMD holding the lock (ABACUS_LOCK_TOKEN is its token)
   status                                members, leader, applied index
   state                                 every endpoint's applied index and state hash
+  help [COMMAND]                        this text, or a command's
 
 flags (anywhere on the line):
-  --cluster URL,...  endpoints (default $ABACUS_CLUSTER, else the -serve cluster on 127.0.0.1:8101-8103)
+` + globalFlags + `
+exit codes: 0 ok, 1 error, 2 usage, 3 conflict, 4 unavailable or indeterminate
+
+Run 'abacus help COMMAND' for more about a command.
+`
+
+const globalFlags = `  --cluster URL,...  endpoints (default $ABACUS_CLUSTER, else the -serve cluster on 127.0.0.1:8101-8103)
   --width N          zero-pad numbers to N digits
   --json             print the JSON response
   --timeout D        per-command deadline (default 15s)
   --no-retries       one attempt against the first endpoint
   --tls-cert, --tls-key, --tls-ca   mutual TLS
-
-exit codes: 0 ok, 1 error, 2 usage, 3 conflict, 4 unavailable or indeterminate
 `
+
+// commandHelp is each command's help text (abacus help CMD).
+var commandHelp = map[string]string{
+	"add": `usage: abacus add NAME [DELTA] [--min N] [--max N]
+
+Adds DELTA (default 1, may be negative) to counter NAME and prints the new
+value. With --min or --max the add is refused (exit 3, nothing changes)
+when the result would leave [min, max]. Values are 64-bit signed integers;
+an add past their range is refused (exit 3).
+`,
+	"get": `usage: abacus get NAME [--stale]
+
+Prints counter NAME's value (0 for a counter never written). The read is
+linearizable; --stale reads the answering node's state, which may lag.
+`,
+	"set": `usage: abacus set NAME VALUE
+
+Sets counter NAME to VALUE and prints the previous value.
+`,
+	"cas": `usage: abacus cas NAME OLD NEW
+
+Sets counter NAME to NEW if it is OLD, and prints the value after. Exits 3
+when the value was not OLD (nothing changes).
+`,
+	"del": `usage: abacus del NAME
+
+Deletes counter NAME and prints its previous value.
+`,
+	"watch": `usage: abacus watch NAME
+
+Prints counter NAME's value now and a line after every change, until
+interrupted.
+`,
+	"lock": `usage: abacus lock NAME [--ttl 10s] [--wait 30s] [--holder ID] -- CMD [ARGS...]
+
+Acquires lock NAME (waiting up to --wait; exit 3 when it is held), runs CMD
+with ABACUS_LOCK_NAME and ABACUS_LOCK_TOKEN (the fencing token) set, renews
+the lease (--ttl, at least 300ms) while CMD runs, releases the lock when CMD
+ends and exits with CMD's status. If the lock is lost while CMD runs, CMD
+gets SIGTERM (SIGKILL 10s later) and lock exits 1. --holder names the
+holder (default host:pid).
+`,
+	"status": `usage: abacus status
+
+Prints the leader, term, applied index, backend and members (peer and HTTP
+addresses, voter or not) as seen by the answering node.
+`,
+	"state": `usage: abacus state
+
+Prints every endpoint's applied index and state-machine hash: nodes at one
+index show one hash.
+`,
+	"help": `usage: abacus help [COMMAND]
+
+Prints the overview, or COMMAND's help.
+`,
+}
+
+// helpOf returns command cmd's help text.
+func helpOf(cmd string) (string, bool) {
+	if cmd == "delete" {
+		cmd = "del"
+	}
+	h, ok := commandHelp[cmd]
+	return h, ok
+}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv}
@@ -120,16 +196,50 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var ee *exitErr
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err.Error() != "" {
-			fmt.Fprintln(stderr, "abacus:", ee.err)
+			printError(stderr, ee.err)
 		}
 		if ee.code == exitUsage {
-			fmt.Fprint(stderr, "\n"+usage)
+			if _, ok := helpOf(c.cmd); ok {
+				fmt.Fprintf(stderr, "Run 'abacus help %s' for usage.\n", c.cmd)
+			} else {
+				fmt.Fprintln(stderr, "Run 'abacus help' for usage.")
+			}
 		}
 		return ee.code
 	}
-	fmt.Fprintln(stderr, "abacus:", err)
+	printError(stderr, err)
 	return exitCode(err)
 }
+
+// printError prints err on one line after the program's name. Errors of
+// the API already start with it ("abacus: ..."); it is not repeated.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "abacus:", strings.TrimPrefix(err.Error(), "abacus: "))
+}
+
+// help prints the overview, or the help of the command args names.
+func (c *cli) help(args []string) error {
+	names, _, _, err := parse(c.flags("help"), args)
+	if err != nil && !errors.Is(err, errHelp) {
+		return err
+	}
+	switch len(names) {
+	case 0:
+		_, err := io.WriteString(c.stdout, usage)
+		return err
+	case 1:
+		h, ok := helpOf(names[0])
+		if !ok {
+			return usagef("help: unknown command %q", names[0])
+		}
+		_, err := io.WriteString(c.stdout, h+"\nflags of every command:\n"+globalFlags)
+		return err
+	}
+	return usagef("help: want at most one COMMAND")
+}
+
+// errHelp asks for the running command's help (-h, --help).
+var errHelp = errors.New("help requested")
 
 // exitCode maps an API error to the exit codes of docs/API.md.
 func exitCode(err error) int {
@@ -177,7 +287,7 @@ func parse(fs *flag.FlagSet, args []string) (pos, rest []string, dashdash bool, 
 		f := fs.Lookup(name)
 		if f == nil {
 			if name == "h" || name == "help" {
-				return nil, nil, false, usagef("")
+				return nil, nil, false, errHelp
 			}
 			return nil, nil, false, usagef("unknown flag %s", a)
 		}
@@ -196,12 +306,34 @@ func parse(fs *flag.FlagSet, args []string) (pos, rest []string, dashdash bool, 
 	return pos, nil, false, nil
 }
 
+// isNumber reports whether s is written as a decimal integer (whether or
+// not it fits in 64 bits: "-99999999999999999999" is a number out of
+// range, not a flag).
 func isNumber(s string) bool {
-	_, err := strconv.ParseInt(s, 10, 64)
-	return err == nil
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *cli) dispatch(ctx context.Context, args []string) error {
+	err := c.dispatchCommand(ctx, args)
+	if errors.Is(err, errHelp) {
+		if _, ok := helpOf(c.cmd); ok {
+			return c.help([]string{c.cmd})
+		}
+		return c.help(nil)
+	}
+	return err
+}
+
+func (c *cli) dispatchCommand(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usagef("no command")
 	}
@@ -225,6 +357,9 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			}
 		}
 	}
+	if _, ok := helpOf(cmd); ok && cmd != "help" {
+		c.cmd = cmd
+	}
 	switch cmd {
 	case "add":
 		return c.add(ctx, args)
@@ -245,8 +380,7 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 	case "state":
 		return c.state(ctx, args)
 	case "help":
-		fmt.Fprint(c.stdout, usage)
-		return nil
+		return c.help(args)
 	case "":
 		fs := c.flags("abacus")
 		if _, _, _, err := parse(fs, args); err != nil {
@@ -309,6 +443,9 @@ func (c *cli) command(fs *flag.FlagSet, args []string, want, optional int, names
 
 func parseInt(what, s string) (int64, error) {
 	v, err := strconv.ParseInt(s, 10, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, usagef("%s %s is out of range: values are 64-bit signed integers (%d to %d)", what, s, int64(math.MinInt64), int64(math.MaxInt64))
+	}
 	if err != nil {
 		return 0, usagef("%s %q is not an integer", what, s)
 	}

@@ -60,6 +60,10 @@ func TestCommands(t *testing.T) {
 		{[]string{"nope"}, "", 2, "unknown command"},
 		{[]string{"add"}, "", 2, "want NAME"},
 		{[]string{"add", "n", "x"}, "", 2, "not an integer"},
+		{[]string{"add", "n", "99999999999999999999"}, "", 2, "DELTA 99999999999999999999 is out of range"},
+		{[]string{"add", "n", "-99999999999999999999"}, "", 2, "DELTA -99999999999999999999 is out of range"},
+		{[]string{"set", "n", "9223372036854775808"}, "", 2, "VALUE 9223372036854775808 is out of range"},
+		{[]string{"add", "n", "--max", "99999999999999999999"}, "", 2, "--max 99999999999999999999 is out of range"},
 		{[]string{"get", "n", "--bogus"}, "", 2, "unknown flag"},
 		{[]string{"get", "n", "--width"}, "", 2, "needs a value"},
 		{[]string{"lock", "L", "true"}, "", 2, "want NAME"},
@@ -73,6 +77,9 @@ func TestCommands(t *testing.T) {
 		if code != tc.code || (tc.out != "*" && out != tc.out) || !strings.Contains(stderr.String(), tc.stderr) {
 			t.Errorf("abacus %q: %q exit %d (stderr %q), want %q exit %d (stderr with %q)",
 				tc.args, out, code, stderr.String(), tc.out, tc.code, tc.stderr)
+		}
+		if strings.Contains(stderr.String(), "abacus: abacus:") {
+			t.Errorf("abacus %q: the program's name twice: %q", tc.args, stderr.String())
 		}
 	}
 	var stdout, stderr bytes.Buffer
@@ -100,5 +107,71 @@ func TestLock(t *testing.T) {
 	stdout.Reset()
 	if code := run(ctx, []string{"--cluster", srv.URL, "lock", "L", "--", "sh", "-c", `echo $ABACUS_LOCK_TOKEN`}, getenv, &stdout, &stderr); code != 0 || strings.TrimSpace(stdout.String()) != "2" {
 		t.Fatalf("second lock: %q exit %d", stdout.String(), code)
+	}
+}
+
+// TestUsageErrors: a usage error is one line saying what is wrong and one
+// pointing to the help of the command (or the overview), exit 2.
+func TestUsageErrors(t *testing.T) {
+	getenv := func(string) string { return "" }
+	for _, tc := range []struct {
+		args    []string
+		msg     string
+		pointer string
+	}{
+		{[]string{}, "abacus: no command", "Run 'abacus help' for usage."},
+		{[]string{"nope"}, `abacus: unknown command "nope"`, "Run 'abacus help' for usage."},
+		{[]string{"add"}, "abacus: add: want NAME [DELTA]", "Run 'abacus help add' for usage."},
+		{[]string{"add", "n", "99999999999999999999"}, "abacus: DELTA 99999999999999999999 is out of range: values are 64-bit signed integers (-9223372036854775808 to 9223372036854775807)", "Run 'abacus help add' for usage."},
+		{[]string{"get", "n", "--bogus"}, "abacus: unknown flag --bogus", "Run 'abacus help get' for usage."},
+		{[]string{"delete"}, "abacus: del: want NAME", "Run 'abacus help delete' for usage."},
+		{[]string{"lock", "L", "true"}, "abacus: lock: want NAME [--ttl D] [--wait D] -- CMD [ARGS...]", "Run 'abacus help lock' for usage."},
+		{[]string{"help", "nope"}, `abacus: help: unknown command "nope"`, "Run 'abacus help' for usage."},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, getenv, &stdout, &stderr)
+		want := tc.msg + "\n" + tc.pointer + "\n"
+		if code != 2 || stderr.String() != want || stdout.Len() != 0 {
+			t.Errorf("abacus %q: exit %d, stderr %q, stdout %q; want exit 2, stderr %q", tc.args, code, stderr.String(), stdout.String(), want)
+		}
+	}
+}
+
+// TestHelp: abacus help prints the overview; abacus help CMD, CMD -h and
+// CMD --help print that command's help; all exit 0.
+func TestHelp(t *testing.T) {
+	getenv := func(string) string { return "" }
+	helpOut := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, getenv, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
+			t.Fatalf("abacus %q: exit %d, stderr %q", args, code, stderr.String())
+		}
+		return stdout.String()
+	}
+	overview := helpOut("help")
+	for _, cmd := range []string{"add", "get", "set", "cas", "del", "watch", "lock", "status", "state", "help"} {
+		if !strings.Contains(overview, "\n  "+cmd+" ") {
+			t.Errorf("overview lacks %s:\n%s", cmd, overview)
+		}
+		h := helpOut("help", cmd)
+		if !strings.HasPrefix(h, "usage: abacus "+cmd) || !strings.Contains(h, "--cluster") {
+			t.Errorf("abacus help %s:\n%s", cmd, h)
+		}
+		if cmd == "help" {
+			continue
+		}
+		if got := helpOut(cmd, "-h"); got != h {
+			t.Errorf("abacus %s -h differs from abacus help %s:\n%s", cmd, cmd, got)
+		}
+		if got := helpOut("--json", cmd, "--help"); got != h {
+			t.Errorf("abacus %s --help differs from abacus help %s:\n%s", cmd, cmd, got)
+		}
+	}
+	if got := helpOut("-h"); got != overview {
+		t.Errorf("abacus -h:\n%s", got)
+	}
+	if got := helpOut("help", "delete"); got != helpOut("help", "del") {
+		t.Errorf("abacus help delete:\n%s", got)
 	}
 }

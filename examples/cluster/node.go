@@ -42,7 +42,7 @@ func parseNodeFlags(args []string, stderr io.Writer) (*nodeFlags, error) {
 	fs.StringVar(&f.peerAddr, "peer-addr", "", "host:port for node-to-node traffic (required)")
 	fs.StringVar(&f.httpAddr, "http-addr", "", "host:port for the HTTP API (required)")
 	fs.StringVar(&f.peers, "peers", "", "id=host:port,... peer addresses of all initial members, this node included")
-	fs.StringVar(&f.peerHTTP, "peer-http", "", "id=host:port,... HTTP addresses of the members, reported by /v1/cluster (optional)")
+	fs.StringVar(&f.peerHTTP, "peer-http", "", "id=host:port,... HTTP addresses reported by /v1/cluster in place of those the members advertise (optional)")
 	fs.StringVar(&f.join, "join", "", "HTTP address of any member, to join a running cluster instead of --peers")
 	fs.StringVar(&f.backend, "backend", "raft", "replication path: raft or rabia")
 	fs.StringVar(&f.rabiaSecret, "rabia-secret", os.Getenv("ABACUS_RABIA_SECRET"),
@@ -161,7 +161,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	cfg := abacus.DefaultConfig()
-	cfg.ID, cfg.Dir, cfg.BindAddr = f.id, f.data, f.peerAddr
+	cfg.ID, cfg.Dir, cfg.BindAddr, cfg.HTTPAddr = f.id, f.data, f.peerAddr, f.httpAddr
 	cfg.TLS, cfg.Logger, cfg.Faults = tlsConf, log, f.faults
 	var clock *abacus.OffsetClock
 	if f.faults {
@@ -197,6 +197,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
+	ln = httpapi.Listener(ln) // net/http's own error replies in JSON too
 	node, err := abacus.Open(cfg)
 	if err != nil {
 		ln.Close()
@@ -212,6 +213,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := &http.Server{
 		Handler:           httpapi.New(node, opts...),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    httpapi.ServerMaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		TLSConfig:         tlsConf,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),

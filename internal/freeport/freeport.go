@@ -13,9 +13,12 @@
 // Listeners that chose them explicitly are mostly other processes using
 // this package (test binaries run in parallel), and a port is free for a
 // while between the runs of one node (a restart). So each port handed out
-// is also reserved for the rest of the process's life with an advisory
-// lock (see reserve), and no process using this package hands it out
-// again meanwhile.
+// is also reserved with an advisory lock on a file in a shared directory
+// (see reserve), and no process using this package hands it out again
+// until the reservation ends: at Reservation.Release, or when the process
+// exits. Files of reservations that ended with their process are removed
+// by the next process that picks ports, so the directory holds only live
+// reservations.
 package freeport
 
 import (
@@ -33,9 +36,18 @@ const (
 	attempts = 200
 )
 
-// Addrs returns n distinct loopback addresses (127.0.0.1:port) whose ports
-// were free when chosen.
-func Addrs(n int) ([]string, error) {
+// Reservation is a set of distinct loopback addresses, reserved among the
+// processes using this package until Release.
+type Reservation struct {
+	addrs  []string
+	claims []claim
+}
+
+// Reserve returns n distinct loopback addresses (127.0.0.1:port) whose
+// ports were free when chosen, reserved until Release or the end of the
+// process.
+func Reserve(n int) (*Reservation, error) {
+	sweep()
 	hi := ephemeralStart()
 	held := make([]net.Listener, 0, n)
 	defer func() {
@@ -43,9 +55,10 @@ func Addrs(n int) ([]string, error) {
 			ln.Close()
 		}
 	}()
-	addrs := make([]string, 0, n)
-	for tries := 0; len(addrs) < n; tries++ {
+	r := &Reservation{addrs: make([]string, 0, n), claims: make([]claim, 0, n)}
+	for tries := 0; len(r.addrs) < n; tries++ {
 		if tries >= attempts*n {
+			r.Release()
 			return nil, fmt.Errorf("freeport: no free port in [%d, %d) after %d tries", lowest, hi, tries)
 		}
 		port := lowest + rand.IntN(hi-lowest)
@@ -54,17 +67,42 @@ func Addrs(n int) ([]string, error) {
 		if err != nil {
 			continue
 		}
-		if !reserve(port) {
+		c, ok := reserve(port)
+		if !ok {
 			ln.Close()
 			continue
 		}
 		held = append(held, ln)
-		addrs = append(addrs, addr)
+		r.addrs = append(r.addrs, addr)
+		r.claims = append(r.claims, c)
 	}
-	return addrs, nil
+	return r, nil
 }
 
-// Addr returns one loopback address whose port was free when chosen.
+// Addrs returns the reserved addresses.
+func (r *Reservation) Addrs() []string { return append([]string(nil), r.addrs...) }
+
+// Release ends the reservation: its addresses may be handed out again and
+// its files are removed. Calling it again does nothing.
+func (r *Reservation) Release() {
+	for _, c := range r.claims {
+		c.release()
+	}
+	r.claims = nil
+}
+
+// Addrs returns n distinct loopback addresses (127.0.0.1:port) whose ports
+// were free when chosen, reserved for the rest of the process's life.
+func Addrs(n int) ([]string, error) {
+	r, err := Reserve(n)
+	if err != nil {
+		return nil, err
+	}
+	return r.addrs, nil
+}
+
+// Addr returns one loopback address whose port was free when chosen,
+// reserved for the rest of the process's life.
 func Addr() (string, error) {
 	a, err := Addrs(1)
 	if err != nil {

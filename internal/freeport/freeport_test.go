@@ -7,10 +7,12 @@ import (
 )
 
 func TestAddrsAreDistinctFreeAndBelowTheEphemeralRange(t *testing.T) {
-	addrs, err := Addrs(20)
+	r, err := Reserve(20)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(r.Release)
+	addrs := r.Addrs()
 	seen := map[string]bool{}
 	hi := ephemeralStart()
 	for _, a := range addrs {

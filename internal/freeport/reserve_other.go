@@ -2,5 +2,12 @@
 
 package freeport
 
-// reserve has no cross-process lock here: the bind check alone decides.
-func reserve(int) bool { return true }
+// claim is empty here: there is no cross-process lock, and the bind check
+// alone decides.
+type claim struct{}
+
+func reserve(int) (claim, bool) { return claim{}, true }
+
+func (claim) release() {}
+
+func sweep() {}

@@ -4,9 +4,11 @@ package hclogslog
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -67,7 +69,50 @@ func (g *Logger) Log(level hclog.Level, msg string, args ...any) {
 	if l >= slog.LevelError && g.closing.Load() {
 		l = slog.LevelDebug
 	}
-	g.l.Log(context.Background(), l, msg, args...)
+	g.l.Log(context.Background(), l, msg, render(args)...)
+}
+
+// render returns args with hclog's formatting values rendered as hclog
+// renders them: a Format (hclog.Fmt) as its Printf result, Hex, Octal and
+// Binary as prefixed numbers, Quote as a Go-quoted string. slog would
+// print them as plain values ("[%+v [...]]" for a Format).
+func render(args []any) []any {
+	var out []any
+	for i, a := range args {
+		var v any
+		switch a := a.(type) {
+		case hclog.Format:
+			v = renderFormat(a)
+		case hclog.Hex:
+			v = "0x" + strconv.FormatUint(uint64(a), 16)
+		case hclog.Octal:
+			v = "0" + strconv.FormatUint(uint64(a), 8)
+		case hclog.Binary:
+			v = "0b" + strconv.FormatUint(uint64(a), 2)
+		case hclog.Quote:
+			v = strconv.Quote(string(a))
+		default:
+			continue
+		}
+		if out == nil {
+			out = append([]any(nil), args...)
+		}
+		out[i] = v
+	}
+	if out == nil {
+		return args
+	}
+	return out
+}
+
+func renderFormat(f hclog.Format) string {
+	if len(f) == 0 {
+		return ""
+	}
+	if format, ok := f[0].(string); ok {
+		return fmt.Sprintf(format, f[1:]...)
+	}
+	return fmt.Sprint(f...)
 }
 
 // Trace emits at trace level.
@@ -105,6 +150,7 @@ func (g *Logger) ImpliedArgs() []any { return g.implied }
 
 // With returns a logger that adds args to every record.
 func (g *Logger) With(args ...any) hclog.Logger {
+	args = render(args)
 	return &Logger{l: g.l.With(args...), base: g.base, name: g.name, implied: append(append([]any{}, g.implied...), args...), closing: g.closing}
 }
 

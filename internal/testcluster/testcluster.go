@@ -55,14 +55,16 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// FreeAddr returns a loopback address with a port that was free a moment ago.
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, reserved until the test ends.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := freeport.Addr()
+	r, err := freeport.Reserve(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return addr
+	t.Cleanup(r.Release)
+	return r.Addrs()[0]
 }
 
 // New starts n nodes that bootstrap one cluster, and waits for a leader.

@@ -37,6 +37,9 @@ const (
 	KindRPC byte = 2
 	// KindRabia carries fire-and-forget messages of the leaderless path (Messenger).
 	KindRabia byte = 3
+	// KindInfo carries a node's advertised details (its HTTP address):
+	// the accepting side writes them and closes the connection.
+	KindInfo byte = 4
 )
 
 // MaxNodeIDLen is the longest node id the handshake carries.
