@@ -2,6 +2,7 @@ package abacus
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"strings"
@@ -177,5 +178,96 @@ func TestCodecTruncatedSkip(t *testing.T) {
 		if err == nil || !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("% x: %v", extra, err)
 		}
+	}
+}
+
+// nestedSeeds are deeply nested inputs for the fuzz targets of every
+// decoder of peer input: each kind of array and map header, deep enough
+// that a recursive decoder would overflow its stack, and one level past
+// the skip bound.
+func nestedSeeds() [][]byte {
+	return [][]byte{
+		nested(fixArray1, hostileSize),
+		nested(array16x1, 1<<20),
+		nested(array32x1, 1<<20),
+		nested(fixMap1, 1<<20),
+		nested(fixArray1, maxSkipDepth+1),
+	}
+}
+
+// FuzzDecodeNested feeds the entry, results and member decoders inputs
+// that carry arbitrary values where a newer writer may append fields:
+// none may crash, and every refusal wraps ErrCorrupt.
+func FuzzDecodeNested(f *testing.F) {
+	for _, s := range nestedSeeds() {
+		f.Add(s)
+	}
+	f.Add([]byte{0xa3, 'n', 'e', 'w'})
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, extra []byte) {
+		for _, inCommand := range []bool{false, true} {
+			if _, err := DecodeEntry(entryWithExtra(t, extra, inCommand)); err != nil && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("entry: error %v does not wrap ErrCorrupt", err)
+			}
+		}
+		if _, err := DecodeResults(resultsWithExtra(t, extra)); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("results: error %v does not wrap ErrCorrupt", err)
+		}
+		member := append([]byte{0x81, 0xa1, 'x'}, extra...)
+		if _, err := decodeMember(member); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("member: error %v does not wrap ErrCorrupt", err)
+		}
+		if _, err := decodeMember(extra); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("member: error %v does not wrap ErrCorrupt", err)
+		}
+	})
+}
+
+// FuzzForwardResponse feeds a follower's decoders of the leader's answers
+// arbitrary bytes, seeded with results whose appended field nests deeply:
+// none may crash, and every error says the outcome is unknown or carries
+// the leader's own error.
+func FuzzForwardResponse(f *testing.F) {
+	for _, s := range nestedSeeds() {
+		rb := resultsWithExtra(f, s)
+		f.Add(append([]byte{statusOK}, rb...))
+		many := binary.AppendUvarint([]byte{statusOK}, 1)
+		f.Add(append(append(many, statusOK), rb...))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := decodeResponse(b); err == nil {
+			return
+		}
+		outs, err := decodeManyResponse(b, 1)
+		if err == nil && len(outs) != 1 {
+			t.Fatalf("%d outcomes for one proposal", len(outs))
+		}
+	})
+}
+
+// TestMemberDecoding checks a forwarded member round-trips, and that a
+// member with appended fields nested within the bound still decodes.
+func TestMemberDecoding(t *testing.T) {
+	want := Member{ID: "n4", Addr: "127.0.0.1:7000", Voter: true}
+	b, err := msgpack.Marshal(&want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeMember(b)
+	if err != nil || got != want {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	withExtra := append([]byte{b[0] + 1}, b[1:]...) // one more map entry
+	withExtra = append(append(withExtra, 0xa1, 'x'), nested(fixArray1, maxSkipDepth-1)...)
+	if got, err := decodeMember(withExtra); err != nil || got != want {
+		t.Fatalf("with a nested unknown field: %+v, %v", got, err)
+	}
+	deep := append(append([]byte{b[0] + 1}, b[1:]...), 0xa1, 'x')
+	deep = append(deep, nested(fixArray1, hostileSize)...)
+	if _, err := decodeMember(deep); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "nested deeper") {
+		t.Fatalf("deeply nested member: %v", err)
+	}
+	if _, err := decodeMember(append(b, 0xc0)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("trailing bytes: %v", err)
 	}
 }

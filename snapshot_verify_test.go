@@ -2,6 +2,7 @@ package abacus
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -52,4 +53,37 @@ func TestSnapshotChecksumBeforeDecode(t *testing.T) {
 func TestSnapshotTrailingBody(t *testing.T) {
 	body := append(snapshotBody(t, NewFSM(FSMOptions{}, nil)), 0xc0)
 	restoreMustFail(t, richFSM(t), frameSnapshot(body), "trailing byte")
+}
+
+// FuzzRestoreBounded restores snapshots built around arbitrary bytes: as
+// a whole framed snapshot, and as the body's meta record's appended field
+// under a valid checksum. Seeded with deep nesting, none may crash, a
+// refusal wraps ErrCorrupt and leaves the state as it was.
+func FuzzRestoreBounded(f *testing.F) {
+	for _, s := range nestedSeeds() {
+		f.Add(s)
+	}
+	f.Add(fsmSnapshotBytes(f, NewFSM(FSMOptions{}, nil)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var body bytes.Buffer
+		body.WriteByte(0x96)
+		for range 5 {
+			body.WriteByte(0x01)
+		}
+		body.Write(b)
+		body.Write([]byte{0x90, 0x90, 0x90, 0x90})
+		target := NewFSM(FSMOptions{}, nil)
+		target.Apply(1, []Proposal{{Time: 5, Cmd: Command{Op: OpAdd, Name: "before", Delta: 1}}})
+		for _, in := range [][]byte{b, frameSnapshot(body.Bytes())} {
+			before := fsmMustHash(t, target)
+			if err := target.Restore(bytes.NewReader(in)); err != nil {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("error %v does not wrap ErrCorrupt", err)
+				}
+				if fsmMustHash(t, target) != before {
+					t.Fatal("a refused snapshot changed the state")
+				}
+			}
+		}
+	})
 }
