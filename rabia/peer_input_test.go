@@ -142,9 +142,9 @@ func FuzzBatchFrame(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(ok)
-	f.Add(poisonedBatch(f, 12<<20))
+	f.Add(poisonedBatch(f, 1<<19))
 	f.Add(poisonedBatch(f, 64))
-	f.Add(append([]byte{1}, bytes.Repeat([]byte{0xdc, 0x00, 0x01}, 1<<20)...))
+	f.Add(append([]byte{1}, bytes.Repeat([]byte{0xdc, 0x00, 0x01}, 1<<17)...))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		frame := encodeBatchFrame(&wmvc.Value{ID: makeBatchID(1, 1, 1), Payload: payload})
 		v, err := decodeBatchFrame(frame[1:], wmvc.DefaultMaxPayload)
