@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // The log encoding. An entry is one version byte followed by a msgpack array
@@ -312,9 +313,64 @@ func (d *decoder) fields(min int) int {
 
 // skip discards fields a newer writer appended.
 func (d *decoder) skip(n int) {
-	for ; n > 0 && d.err == nil; n-- {
-		d.err = d.Skip()
+	if d.err == nil && n > 0 {
+		d.err = skipValues(d.Decoder, n)
 	}
+}
+
+// maxSkipDepth bounds how deeply a value a decoder skips may nest arrays
+// and maps. Fields appended by newer writers nest far less; a peer's value
+// nesting deeper is refused (msgpack's own Skip recurses once per level
+// and, fed a few megabytes of nested array headers, overflows the stack,
+// which kills the process).
+const maxSkipDepth = 32
+
+// skipValues discards the next n msgpack values without recursion: a
+// stack of the values still to skip at each open nesting level, at most
+// maxSkipDepth deep. The work is bounded by the input: every value
+// skipped reads at least one byte, and a count declared beyond the input
+// ends at its end with an error.
+func skipValues(dec *msgpack.Decoder, n int) error {
+	stack := make([]int, 1, 8)
+	stack[0] = n
+	for len(stack) > 0 {
+		top := len(stack) - 1
+		if stack[top] == 0 {
+			stack = stack[:top]
+			continue
+		}
+		stack[top]--
+		c, err := dec.PeekCode()
+		if err != nil {
+			return err
+		}
+		var k int
+		switch {
+		case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+			k, err = dec.DecodeArrayLen()
+		case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+			k, err = dec.DecodeMapLen()
+			k *= 2 // keys and values
+		default:
+			// A scalar, string, binary or extension: msgpack's Skip reads
+			// it without recursing.
+			if err := dec.Skip(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if k <= 0 {
+			continue
+		}
+		if len(stack) > maxSkipDepth {
+			return fmt.Errorf("%w: values nested deeper than %d levels", ErrCorrupt, maxSkipDepth)
+		}
+		stack = append(stack, k)
+	}
+	return nil
 }
 
 func (d *decoder) wrap() error {

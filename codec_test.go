@@ -360,7 +360,7 @@ func FuzzDecodeEntry(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{entryVersion})
-	f.Add([]byte{entryVersion, 0x91, 0x95})
+	f.Add([]byte{entryVersion, 0x91, 0x96})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		props, err := DecodeEntry(b)
 		if err != nil {

@@ -1,6 +1,7 @@
 package abacus
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -471,15 +472,34 @@ func (r *raftReplicator) handleRPC(ctx context.Context, from string, method uint
 		}
 		return encodeResponse(&res, err), nil
 	case methodAddMember, methodRemoveMember, methodTransfer:
-		var m Member
-		if err := msgpack.Unmarshal(payload, &m); err != nil {
-			return encodeResponse(nil, fmt.Errorf("%w: malformed member", ErrInvalidArgument)), nil
+		m, err := decodeMember(payload)
+		if err != nil {
+			return encodeResponse(nil, fmt.Errorf("%w: malformed member: %v", ErrInvalidArgument, err)), nil
 		}
-		err := r.changeMembership(ctx, method, m)
+		err = r.changeMembership(ctx, method, m)
 		return encodeResponse(&Result{}, err), nil
 	}
 	r.log.Warn("unknown forwarded method", "from", from, "method", method)
 	return nil, fmt.Errorf("unknown method %d", method)
+}
+
+// decodeMember decodes a forwarded membership change. The payload must be
+// one msgpack value nesting at most maxSkipDepth levels, checked without
+// recursion before msgpack's reflection decoder (which skips unknown
+// fields recursively) sees it.
+func decodeMember(payload []byte) (Member, error) {
+	r := bytes.NewReader(payload)
+	if err := skipValues(msgpack.NewDecoder(r), 1); err != nil {
+		return Member{}, corrupt(err)
+	}
+	if r.Len() != 0 {
+		return Member{}, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, r.Len())
+	}
+	var m Member
+	if err := msgpack.Unmarshal(payload, &m); err != nil {
+		return Member{}, corrupt(err)
+	}
+	return m, nil
 }
 
 // AddMember implements Membership.

@@ -43,6 +43,12 @@ func FuzzHandleRPC(f *testing.F) {
 	f.Add(methodAddMember, wrap([]byte{0x83}))
 	f.Add(methodTransfer, []byte{1, 2, 3})
 	f.Add(uint8(200), wrap(nil))
+	for _, s := range nestedSeeds() {
+		poison := entryWithExtra(f, s, false)
+		f.Add(methodPropose, wrap(poison))
+		f.Add(methodRead, wrap(poison))
+		f.Add(methodProposeMany, wrap(poison))
+	}
 	f.Fuzz(func(t *testing.T, method uint8, req []byte) {
 		if method == methodAddMember || method == methodRemoveMember || method == methodTransfer {
 			// Membership changes would reconfigure the node under test;

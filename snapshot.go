@@ -1,7 +1,7 @@
 package abacus
 
 import (
-	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -23,10 +23,10 @@ import (
 // chunks carry a msgpack stream: meta, counters (by name), sessions (by
 // activity), leases (by id), locks (by name), idempotency keys (by expiry).
 // Version 1 had no keys section and no issued-session mark; it is still
-// read. The CRC covers every byte
-// before it. Framing in chunks lets both sides stream: neither holds the
-// encoded state in memory, and a restore verifies the checksum before it
-// replaces anything. Derived state (which counters and locks each lease
+// read. The CRC covers every byte before it. Framing in chunks lets the
+// writer stream without holding the encoded state in memory; a restore
+// reads the encoded body (at most maxSnapshotBody bytes) and verifies the
+// checksum before it decodes anything. Derived state (which counters and locks each lease
 // touches, the timer heap) is rebuilt on restore, not stored, so it can
 // never disagree with what it is derived from.
 const (
@@ -247,10 +247,11 @@ func (s *Snapshot) encode(enc *msgpack.Encoder) error {
 	return e.err
 }
 
-// Restore replaces the FSM's state with the snapshot read from r. It
-// decodes into a fresh state and verifies the checksum first: a corrupt or
-// truncated snapshot returns an error wrapping ErrCorrupt and leaves the
-// current state as it was.
+// Restore replaces the FSM's state with the snapshot read from r. It reads
+// the whole encoded body and verifies its checksum before decoding any of
+// it, then decodes into a fresh state: a corrupt or truncated snapshot
+// returns an error wrapping ErrCorrupt and leaves the current state as it
+// was.
 func (f *FSM) Restore(r io.Reader) error {
 	fresh := NewFSM(f.opts, nil)
 	if err := fresh.decodeSnapshot(r); err != nil {
@@ -264,40 +265,65 @@ func (f *FSM) Restore(r io.Reader) error {
 	return nil
 }
 
+// maxSnapshotBody bounds the encoded body a restore holds in memory while
+// it verifies the checksum, before decoding any of it.
+const maxSnapshotBody = 1 << 32
+
 func (f *FSM) decodeSnapshot(r io.Reader) error {
+	body, version, err := readSnapshotBody(r)
+	if err != nil {
+		return err
+	}
+	br := bytes.NewReader(body)
+	if err := f.decodeBody(msgpack.NewDecoder(br), version); err != nil {
+		return corrupt(err)
+	}
+	if br.Len() != 0 {
+		return fmt.Errorf("%w: %d bytes after the snapshot body", ErrCorrupt, br.Len())
+	}
+	return nil
+}
+
+// readSnapshotBody reads a framed snapshot from r, at most maxSnapshotBody
+// bytes of body, and returns the body once its checksum is verified: no
+// byte a peer or a damaged disk sent reaches the decoder unchecked.
+func readSnapshotBody(r io.Reader) (body []byte, version byte, err error) {
 	crc := crc32.New(castagnoli)
 	header := make([]byte, len(snapshotMagic)+1)
 	if _, err := io.ReadFull(io.TeeReader(r, crc), header); err != nil {
-		return fmt.Errorf("%w: snapshot header: %v", ErrCorrupt, err)
+		return nil, 0, fmt.Errorf("%w: snapshot header: %v", ErrCorrupt, err)
 	}
 	if string(header[:len(snapshotMagic)]) != snapshotMagic {
-		return fmt.Errorf("%w: not an abacus snapshot", ErrCorrupt)
+		return nil, 0, fmt.Errorf("%w: not an abacus snapshot", ErrCorrupt)
 	}
-	version := header[len(snapshotMagic)]
+	version = header[len(snapshotMagic)]
 	if version != 1 && version != snapshotVersion {
-		return fmt.Errorf("%w: unknown snapshot version %d", ErrCorrupt, version)
+		return nil, 0, fmt.Errorf("%w: unknown snapshot version %d", ErrCorrupt, version)
+	}
+	var buf bytes.Buffer
+	if l, ok := r.(interface{ Len() int }); ok {
+		// An in-memory snapshot says how large it is: no regrowth.
+		buf.Grow(min(l.Len(), maxSnapshotBody))
 	}
 	cr := &chunkReader{r: r, crc: crc}
-	br := bufio.NewReaderSize(cr, chunkSize)
-	dec := msgpack.NewDecoder(br)
-	if err := f.decodeBody(dec, version); err != nil {
-		return corrupt(err)
-	}
-	if n, _ := io.Copy(io.Discard, br); n != 0 || cr.err != io.EOF {
-		if cr.err != nil && cr.err != io.EOF {
-			return corrupt(cr.err)
-		}
-		return fmt.Errorf("%w: %d bytes after the snapshot body", ErrCorrupt, n)
+	n, err := buf.ReadFrom(io.LimitReader(cr, maxSnapshotBody+1))
+	switch {
+	case err != nil:
+		return nil, 0, corrupt(err)
+	case n > maxSnapshotBody:
+		return nil, 0, fmt.Errorf("%w: snapshot body over %d bytes", ErrCorrupt, int64(maxSnapshotBody))
+	case cr.err != io.EOF:
+		return nil, 0, fmt.Errorf("%w: truncated snapshot", ErrCorrupt)
 	}
 	want := crc.Sum32()
 	var trailer [4]byte
 	if _, err := io.ReadFull(r, trailer[:]); err != nil {
-		return fmt.Errorf("%w: snapshot checksum: %v", ErrCorrupt, err)
+		return nil, 0, fmt.Errorf("%w: snapshot checksum: %v", ErrCorrupt, err)
 	}
 	if got := binary.BigEndian.Uint32(trailer[:]); got != want {
-		return fmt.Errorf("%w: snapshot checksum %08x, computed %08x", ErrCorrupt, got, want)
+		return nil, 0, fmt.Errorf("%w: snapshot checksum %08x, computed %08x", ErrCorrupt, got, want)
 	}
-	return nil
+	return buf.Bytes(), version, nil
 }
 
 // preallocate bounds what a declared count may reserve before the data

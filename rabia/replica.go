@@ -482,7 +482,7 @@ func (r *replica) batcher() {
 			props[i] = pd.p
 			props[i].Time = t
 		}
-		data, err := abacus.EncodeEntry(props)
+		data, err := encodeBatch(props)
 		if err != nil {
 			<-r.credits
 			for _, pd := range batch {
@@ -502,6 +502,33 @@ func (r *replica) batcher() {
 			return
 		}
 	}
+}
+
+// encodeBatch encodes proposals as a batch's payload and checks that it
+// decodes: this replica never disseminates or proposes a batch that no
+// replica could apply.
+func encodeBatch(props []abacus.Proposal) ([]byte, error) {
+	data, err := abacus.EncodeEntry(props)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBatch(data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// checkBatch reports whether a batch's payload decodes as a log entry.
+//
+// A batch that does not is never queued, proposed or joined. A slot
+// decides a batch only when a majority of the replicas proposed it (the
+// proposal rule of Weak-MVC), and correct replicas propose only batches
+// that pass this check, so a peer that sends one, however often, cannot
+// get it decided: it never reaches the log, where every replica would
+// have to apply it on every restart.
+func checkBatch(payload []byte) error {
+	_, err := abacus.DecodeEntry(payload)
+	return err
 }
 
 func approxSize(p *abacus.Proposal) int {
@@ -527,6 +554,12 @@ func (r *replica) receive(from string, msg []byte) {
 			r.log.Debug("rabia: malformed message", "from", from, "err", err)
 			return
 		}
+		if m.Kind == wmvc.KindProposal && m.Value != nil {
+			if err := checkBatch(m.Value.Payload); err != nil {
+				r.log.Debug("rabia: proposal of a batch that does not decode", "from", from, "slot", m.Slot, "err", err)
+				return
+			}
+		}
 		in.kind, in.msg = inConsensus, m
 	case frameBatch:
 		v, err := decodeBatchFrame(msg[1:], wmvc.DefaultMaxPayload)
@@ -536,6 +569,10 @@ func (r *replica) receive(from string, msg []byte) {
 		}
 		if p, ok := batchProposer(v.ID); !ok || p != idx {
 			r.log.Debug("rabia: batch of another proposer", "from", from)
+			return
+		}
+		if err := checkBatch(v.Payload); err != nil {
+			r.log.Debug("rabia: batch that does not decode", "from", from, "err", err)
 			return
 		}
 		in.kind, in.v = inBatch, v

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // RPC frames: [u32 length][u64 request id][u8 method or status][payload],
@@ -27,7 +28,8 @@ func newRPCFrame(id uint64, code byte, payload []byte) []byte {
 }
 
 // readRPCFrame reads one RPC frame from r. A payload longer than maxPayload
-// is refused (ErrFrameTooLarge) before anything is allocated; a length too
+// is refused (ErrFrameTooLarge) before anything is allocated, and a
+// shorter one is allocated as it arrives (readPayload); a length too
 // short to hold the header is ErrProtocol. Either leaves r unusable.
 func readRPCFrame(r io.Reader, maxPayload int) (id uint64, code byte, payload []byte, err error) {
 	var hdr [rpcHeaderLen]byte
@@ -44,9 +46,9 @@ func readRPCFrame(r io.Reader, maxPayload int) (id uint64, code byte, payload []
 	if _, err := io.ReadFull(r, hdr[4:]); err != nil {
 		return 0, 0, nil, unexpectedEOF(err)
 	}
-	payload = make([]byte, n-rpcBodyMin)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return 0, 0, nil, unexpectedEOF(err)
+	payload, err = readPayload(r, int(n-rpcBodyMin))
+	if err != nil {
+		return 0, 0, nil, err
 	}
 	return binary.BigEndian.Uint64(hdr[4:12]), hdr[12], payload, nil
 }
@@ -61,7 +63,8 @@ func appendMsgFrame(b []byte, msg []byte) []byte {
 }
 
 // readMsgFrame reads one message frame from r, refusing a payload longer
-// than maxPayload before allocating it.
+// than maxPayload before allocating it, and allocating a shorter one as it
+// arrives (readPayload).
 func readMsgFrame(r io.Reader, maxPayload int) ([]byte, error) {
 	var hdr [msgHeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -71,11 +74,28 @@ func readMsgFrame(r io.Reader, maxPayload int) ([]byte, error) {
 	if n > uint64(maxPayload) {
 		return nil, fmt.Errorf("%w: message of %d bytes, limit %d", ErrFrameTooLarge, n, maxPayload)
 	}
-	msg := make([]byte, n)
-	if _, err := io.ReadFull(r, msg); err != nil {
-		return nil, unexpectedEOF(err)
+	return readPayload(r, int(n))
+}
+
+// payloadStep is how far ahead of the bytes received a frame's buffer
+// grows.
+const payloadStep = 1 << 20
+
+// readPayload reads a frame's n-byte payload, growing its buffer as the
+// bytes arrive (at most payloadStep ahead of them): a length a peer
+// declares costs memory only once it has sent the bytes.
+func readPayload(r io.Reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, payloadStep))
+	for len(b) < n {
+		k := min(n-len(b), payloadStep)
+		b = slices.Grow(b, k)
+		m, err := io.ReadFull(r, b[len(b):len(b)+k])
+		b = b[:len(b)+m]
+		if err != nil {
+			return nil, unexpectedEOF(err)
+		}
 	}
-	return msg, nil
+	return b, nil
 }
 
 // unexpectedEOF turns a clean EOF inside a frame into io.ErrUnexpectedEOF.

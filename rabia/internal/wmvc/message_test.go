@@ -128,6 +128,11 @@ func FuzzDecodeMessage(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{wireVersion, 0x97, 1, 1, 0, 0, 0xc2, 0xc0, 0x92, 0xc6, 0xff, 0xff, 0xff, 0xff})
+	// Deep nesting, in place of the message and of its value.
+	deep := bytes.Repeat([]byte{0x91}, 1<<19)
+	f.Add(append([]byte{wireVersion}, deep...))
+	f.Add(append([]byte{wireVersion, 0x97, 1, 1, 0, 0, 0xc2, 0xc0}, deep...))
+	f.Add(append([]byte{wireVersion, 0x97, 1, 1, 0, 0, 0xc2, 0xc0, 0x92}, deep...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeMessage(b, 1<<16)
 		if err != nil {
