@@ -57,10 +57,9 @@ type raftReplicator struct {
 	applied  chan struct{} // signalled after every applied batch of logs
 	notify   chan bool     // leadership changes from Raft
 
-	term         atomic.Pointer[leaderTerm] // set while this node leads
-	lease        readLease
-	confirm      confirmer
-	transferring atomic.Bool // a leadership transfer is under way
+	term    atomic.Pointer[leaderTerm] // set while this node leads
+	lease   readLease
+	confirm confirmer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -218,13 +217,14 @@ func (h raftFSMHook) ApplyBatch(logs []*raft.Log) []any {
 
 // leaderTerm is this node's tenure as leader. It becomes ready once the
 // term's first entry (a barrier) has applied, so the state machine holds
-// every entry committed before the term; it accepts writes only from
-// writesAt, one read lease (plus drift) after taking office, so no deposed
-// leader's lease can overlap a write of this term.
+// every entry committed before the term; it serves reads and writes only
+// from servesAt, one read lease (plus drift) after taking office, so no
+// deposed leader's lease can overlap anything served in this term (see
+// raft_lease.go).
 type leaderTerm struct {
 	term     uint64
 	took     time.Time
-	writesAt time.Time
+	servesAt time.Time
 	ready    chan struct{}
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -276,8 +276,7 @@ func (r *raftReplicator) watchLeadership() {
 			if old := r.term.Swap(nil); old != nil {
 				old.cancel()
 			}
-			r.lease.drop()
-			r.transferring.Store(false)
+			r.lease.reset()
 			if !leader {
 				r.log.Info("lost leadership")
 				continue
@@ -286,7 +285,7 @@ func (r *raftReplicator) watchLeadership() {
 			lt := &leaderTerm{
 				term:     r.raft.CurrentTerm(),
 				took:     now,
-				writesAt: now.Add(r.cfg.ReadLease + r.cfg.DriftMargin),
+				servesAt: now.Add(r.cfg.ReadLease + r.cfg.DriftMargin),
 				ready:    make(chan struct{}),
 			}
 			lt.ctx, lt.cancel = context.WithCancel(r.ctx)
@@ -323,9 +322,9 @@ func (r *raftReplicator) lead(lt *leaderTerm) {
 	r.tickLoop(lt)
 }
 
-// leading returns the current leader term once it is ready (and, for
-// writes, past its write wait), or nil when another node leads.
-func (r *raftReplicator) leading(ctx context.Context, write bool) (*leaderTerm, error) {
+// leading returns the current leader term once it is ready and past its
+// wait, or nil when another node leads.
+func (r *raftReplicator) leading(ctx context.Context) (*leaderTerm, error) {
 	lt := r.term.Load()
 	if lt == nil {
 		if r.raft.State() == raft.Leader {
@@ -340,17 +339,15 @@ func (r *raftReplicator) leading(ctx context.Context, write bool) (*leaderTerm, 
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
-	if write {
-		if wait := time.Until(lt.writesAt); wait > 0 {
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-lt.ctx.Done():
-				return nil, fmt.Errorf("%w: leadership lost", ErrUnavailable)
-			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
-			}
+	if wait := time.Until(lt.servesAt); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-lt.ctx.Done():
+			return nil, fmt.Errorf("%w: leadership lost", ErrUnavailable)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 		}
 	}
 	return lt, nil
@@ -358,7 +355,7 @@ func (r *raftReplicator) leading(ctx context.Context, write bool) (*leaderTerm, 
 
 // Propose implements Replicator.
 func (r *raftReplicator) Propose(ctx context.Context, p Proposal) (Result, error) {
-	lt, err := r.leading(ctx, true)
+	lt, err := r.leading(ctx)
 	if err != nil {
 		return Result{}, err
 	}
@@ -541,7 +538,7 @@ func (r *raftReplicator) Read(ctx context.Context, cmd Command) (Result, error) 
 	if buggyLocalReads {
 		return r.fsm.Read(cmd), nil
 	}
-	lt, err := r.leading(ctx, false)
+	lt, err := r.leading(ctx)
 	if err != nil {
 		return Result{}, err
 	}
@@ -611,7 +608,7 @@ func (r *raftReplicator) tickLoop(lt *leaderTerm) {
 func (r *raftReplicator) tick(lt *leaderTerm) {
 	ctx, cancel := context.WithTimeout(lt.ctx, r.cfg.ElectionTimeout)
 	defer cancel()
-	if _, err := r.leading(ctx, true); err != nil {
+	if _, err := r.leading(ctx); err != nil {
 		return
 	}
 	if _, err := r.submit(ctx, Proposal{Cmd: Command{Op: OpTick}}); err != nil {
