@@ -2,6 +2,7 @@ package abacus
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -197,8 +198,9 @@ func (r *raftReplicator) Close() error {
 	return errors.Join(err, r.trans.Close(), r.store.Close())
 }
 
-// raftFSMHook signals the replicator after every applied batch, so the
-// leader re-examines the next expiry deadline.
+// raftFSMHook skips entries appended in another term than the one they
+// were made for, and signals the replicator after every applied batch, so
+// the leader re-examines the next expiry deadline.
 type raftFSMHook struct {
 	RaftFSM
 	applied chan struct{}
@@ -207,12 +209,54 @@ type raftFSMHook struct {
 func (h raftFSMHook) Apply(l *raft.Log) any { return h.ApplyBatch([]*raft.Log{l})[0] }
 
 func (h raftFSMHook) ApplyBatch(logs []*raft.Log) []any {
-	out := h.RaftFSM.ApplyBatch(logs)
+	out := h.applyInTerm(logs)
 	select {
 	case h.applied <- struct{}{}:
 	default:
 	}
 	return out
+}
+
+// termExtension is a log entry's Extensions naming the term its leader
+// made it for: a tag byte and the term.
+func termExtension(term uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{extTermTag}, term)
+}
+
+const extTermTag = 1
+
+// misplaced reports whether l was appended in another term than the one
+// named in its Extensions. Entries without that extension (written before
+// it existed) are never misplaced.
+func misplaced(l *raft.Log) (madeFor uint64, bad bool) {
+	e := l.Extensions
+	if l.Type != raft.LogCommand || len(e) != 9 || e[0] != extTermTag {
+		return 0, false
+	}
+	madeFor = binary.BigEndian.Uint64(e[1:])
+	return madeFor, madeFor != l.Term
+}
+
+// applyInTerm applies logs in order, skipping misplaced ones: a skipped
+// entry changes nothing but the applied index, on every replica alike, and
+// its result is an error saying it was not applied.
+func (h raftFSMHook) applyInTerm(logs []*raft.Log) []any {
+	out := make([]any, 0, len(logs))
+	run := 0 // start of the logs not yet applied
+	for i, l := range logs {
+		madeFor, bad := misplaced(l)
+		if !bad {
+			continue
+		}
+		out = append(out, h.RaftFSM.ApplyBatch(logs[run:i])...)
+		h.FSM.Apply(l.Index, nil)
+		out = append(out, fmt.Errorf("%w: entry made in term %d was appended in term %d", ErrUnavailable, madeFor, l.Term))
+		run = i + 1
+	}
+	if run == 0 {
+		return h.RaftFSM.ApplyBatch(logs)
+	}
+	return append(out, h.RaftFSM.ApplyBatch(logs[run:])...)
 }
 
 // leaderTerm is this node's tenure as leader. It becomes ready once the
@@ -437,6 +481,14 @@ func (r *raftReplicator) batcher() {
 			finish(batch, outcome{err: fmt.Errorf("%w: not the leader", ErrUnavailable)})
 			continue
 		}
+		if time.Now().Before(lt.servesAt) || r.raft.CurrentTerm() != lt.term {
+			// Proposals admitted under an earlier term, reaching a term
+			// whose wait has not ended (or that Raft has already left):
+			// submitted now, they could commit inside the wait.
+			<-r.slots
+			finish(batch, outcome{err: fmt.Errorf("%w: leadership changed while queued", ErrUnavailable)})
+			continue
+		}
 		t := lt.stamp()
 		props := make([]Proposal, len(batch))
 		for i, pd := range batch {
@@ -449,7 +501,11 @@ func (r *raftReplicator) batcher() {
 			finish(batch, outcome{err: fmt.Errorf("%w: encoding: %v", ErrInvalidArgument, err)})
 			continue
 		}
-		e := inflightEntry{fut: r.raft.Apply(data, 0), batch: batch, start: time.Now()}
+		// The entry names the term it was made for; appended in another
+		// (Raft can leave and retake leadership while it is queued), it
+		// is skipped on every replica (raftFSMHook).
+		fut := r.raft.ApplyLog(raft.Log{Data: data, Extensions: termExtension(lt.term)}, 0)
+		e := inflightEntry{fut: fut, batch: batch, start: time.Now()}
 		select {
 		case r.inflight <- e:
 		case <-r.ctx.Done():

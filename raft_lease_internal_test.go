@@ -2,10 +2,13 @@ package abacus
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // openOneNode opens a one-node Raft cluster and waits until it accepts
@@ -28,6 +31,95 @@ func openOneNode(t *testing.T) (*Node, *raftReplicator) {
 		t.Fatal(err)
 	}
 	return n, n.repl.(*raftReplicator)
+}
+
+// TestBatcherHoldsTermWriteWait hands the batcher a proposal that was
+// admitted before the current term began (it passed an earlier term's
+// checks and is already queued) while the current term's write wait is
+// still running: the batcher must not submit it.
+func TestBatcherHoldsTermWriteWait(t *testing.T) {
+	n, r := openOneNode(t)
+	cur := r.term.Load()
+	// The same node leading the same Raft term, as its state would be
+	// right after taking office again: ready, but inside the wait.
+	fresh := &leaderTerm{
+		term:     cur.term,
+		took:     time.Now(),
+		servesAt: time.Now().Add(time.Hour),
+		ready:    cur.ready,
+		ctx:      cur.ctx,
+		cancel:   func() {},
+		baseSM:   cur.baseSM,
+		baseMono: cur.baseMono,
+		last:     cur.last,
+	}
+	r.term.Store(fresh)
+	defer r.term.CompareAndSwap(fresh, cur)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pd, err := r.enqueue(ctx, Proposal{Cmd: Command{Op: OpAdd, Name: "queued", Delta: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := r.await(ctx, pd)
+	if !errors.Is(o.err, ErrUnavailable) {
+		t.Fatalf("a proposal reached the batcher inside its term's write wait: %+v %v; want ErrUnavailable", o.res, o.err)
+	}
+	if got := n.fsm.Read(Command{Op: OpGet, Name: "queued"}); got.Exists {
+		t.Fatalf("the refused proposal applied: %+v", got)
+	}
+}
+
+// TestEntryAppendedInAnotherTermIsSkipped: an entry whose leader made it
+// for one term but which Raft appended in another changes nothing, on
+// every replica alike, and reports that it was not applied; entries of the
+// right term, and entries without a term, apply.
+func TestEntryAppendedInAnotherTermIsSkipped(t *testing.T) {
+	add := func(name string) []byte {
+		b, err := EncodeEntry([]Proposal{{Cmd: Command{Op: OpAdd, Name: name, Delta: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	logs := []*raft.Log{
+		{Index: 1, Term: 3, Type: raft.LogCommand, Data: add("old-format")},
+		{Index: 2, Term: 3, Type: raft.LogCommand, Data: add("made-for-3"), Extensions: termExtension(3)},
+		{Index: 3, Term: 5, Type: raft.LogCommand, Data: add("made-for-4"), Extensions: termExtension(4)},
+		{Index: 4, Term: 5, Type: raft.LogCommand, Data: add("made-for-5"), Extensions: termExtension(5)},
+	}
+	for replica := range 2 {
+		fsm := NewFSM(FSMOptions{}, nil)
+		h := raftFSMHook{RaftFSM{fsm}, make(chan struct{}, 1)}
+		var out []any
+		if replica == 0 {
+			out = h.ApplyBatch(logs)
+		} else {
+			for _, l := range logs {
+				out = append(out, h.Apply(l))
+			}
+		}
+		if len(out) != len(logs) {
+			t.Fatalf("replica %d: %d results for %d logs", replica, len(out), len(logs))
+		}
+		for i, name := range []string{"old-format", "made-for-3", "made-for-4", "made-for-5"} {
+			got := fsm.Read(Command{Op: OpGet, Name: name})
+			err, isErr := out[i].(error)
+			if name == "made-for-4" {
+				if !isErr || !errors.Is(err, ErrUnavailable) || got.Exists {
+					t.Errorf("replica %d: misplaced entry: result %v, counter %+v; want ErrUnavailable and nothing applied", replica, out[i], got)
+				}
+				continue
+			}
+			if isErr || got.Value != 1 {
+				t.Errorf("replica %d: %s: result %v, counter %+v; want applied", replica, name, out[i], got)
+			}
+		}
+		if fsm.Index() != 4 {
+			t.Errorf("replica %d: applied index %d, want 4", replica, fsm.Index())
+		}
+	}
 }
 
 // TestLeaseExtensionAfterTransferStartIsDiscarded: a round that began
