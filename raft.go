@@ -269,6 +269,7 @@ type leaderTerm struct {
 	term     uint64
 	took     time.Time
 	servesAt time.Time
+	open     atomic.Bool // servesAt has passed: spares reads a clock read
 	ready    chan struct{}
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -290,6 +291,18 @@ func (lt *leaderTerm) isReady() bool {
 	default:
 		return false
 	}
+}
+
+// serving reports whether the term's wait is over.
+func (lt *leaderTerm) serving() bool {
+	if lt.open.Load() {
+		return true
+	}
+	if time.Now().Before(lt.servesAt) {
+		return false
+	}
+	lt.open.Store(true)
+	return true
 }
 
 // stamp returns the time for a new entry: never below the last one.
@@ -383,8 +396,8 @@ func (r *raftReplicator) leading(ctx context.Context) (*leaderTerm, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
-	if wait := time.Until(lt.servesAt); wait > 0 {
-		t := time.NewTimer(wait)
+	if !lt.serving() {
+		t := time.NewTimer(time.Until(lt.servesAt))
 		defer t.Stop()
 		select {
 		case <-t.C:
@@ -393,6 +406,7 @@ func (r *raftReplicator) leading(ctx context.Context) (*leaderTerm, error) {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 		}
+		lt.open.Store(true)
 	}
 	return lt, nil
 }
@@ -481,7 +495,7 @@ func (r *raftReplicator) batcher() {
 			finish(batch, outcome{err: fmt.Errorf("%w: not the leader", ErrUnavailable)})
 			continue
 		}
-		if time.Now().Before(lt.servesAt) || r.raft.CurrentTerm() != lt.term {
+		if !lt.serving() || r.raft.CurrentTerm() != lt.term {
 			// Proposals admitted under an earlier term, reaching a term
 			// whose wait has not ended (or that Raft has already left):
 			// submitted now, they could commit inside the wait.
