@@ -74,9 +74,10 @@ type Config struct {
 	// from a quorum. Default 250ms.
 	LeaderLeaseTimeout time.Duration
 	// ReadLease is how long a confirmed leader serves linearizable reads
-	// from local state without another confirmation round, and how long a
-	// new leader waits before accepting writes. It must stay below
-	// HeartbeatTimeout minus the clock-drift margin. Default 300ms.
+	// from local state without another confirmation round, counted from
+	// when the round was sent; a new leader waits it (plus DriftMargin)
+	// before serving reads or writes. It must stay below HeartbeatTimeout
+	// minus the clock-drift margin. Default 300ms.
 	ReadLease time.Duration
 	// DriftMargin is the clock-rate drift the read lease and lock holders
 	// allow for. Default 50ms.

@@ -1,5 +1,7 @@
 package abacus
 
+import "time"
+
 // Hooks for the external tests of this package.
 
 // StopKeeperForTest stops a mutex's keeper without releasing the lock, as
@@ -37,4 +39,32 @@ func LockQueueHoldersForTest(n *Node, name string) []string {
 		}
 	}
 	return out
+}
+
+// ReadLeaseForTest reports how long n's read lease has left to run, and
+// whether n holds one at all.
+func ReadLeaseForTest(n *Node) (time.Duration, bool) {
+	r, ok := n.repl.(*raftReplicator)
+	if !ok {
+		return 0, false
+	}
+	lt := r.term.Load()
+	if lt == nil {
+		return 0, false
+	}
+	return r.lease.remaining(lt.term, time.Now())
+}
+
+// LeaderTermForTest returns the term n leads and the time from which it
+// serves reads and writes in it; ok is false while n does not lead.
+func LeaderTermForTest(n *Node) (term uint64, serves time.Time, ok bool) {
+	r, isRaft := n.repl.(*raftReplicator)
+	if !isRaft {
+		return 0, time.Time{}, false
+	}
+	lt := r.term.Load()
+	if lt == nil {
+		return 0, time.Time{}, false
+	}
+	return lt.term, lt.servesAt, true
 }

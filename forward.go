@@ -31,6 +31,9 @@ const (
 	// methodProposeMany carries many proposals from one follower in one
 	// call (see forwarder).
 	methodProposeMany
+	// methodConfirmLease asks a follower to acknowledge the caller as the
+	// leader of a term, for a read-lease round (see raft_lease.go).
+	methodConfirmLease
 )
 
 // Follower-side coalescing of forwarded proposals: up to
@@ -312,7 +315,7 @@ func (r *raftReplicator) serveMany(ctx context.Context, payload []byte) []byte {
 	if err != nil || len(props) == 0 || len(props) > maxForwardBatch {
 		return encodeResponse(nil, fmt.Errorf("%w: malformed forwarded proposals", ErrInvalidArgument))
 	}
-	lt, err := r.leading(ctx, true)
+	lt, err := r.leading(ctx)
 	if err == nil && lt == nil {
 		err = fmt.Errorf("%w: not the leader", ErrUnavailable)
 	}
@@ -442,6 +445,8 @@ func (r *raftReplicator) handleRPC(ctx context.Context, from string, method uint
 	switch method {
 	case methodProposeMany:
 		return r.serveMany(ctx, payload), nil
+	case methodConfirmLease:
+		return r.serveLeaseAsk(from, payload), nil
 	case methodPropose, methodRead:
 		props, err := DecodeEntry(payload)
 		if err != nil || len(props) != 1 {
@@ -451,7 +456,7 @@ func (r *raftReplicator) handleRPC(ctx context.Context, from string, method uint
 		if err := p.Cmd.Validate(); err != nil {
 			return encodeResponse(nil, err), nil
 		}
-		lt, err := r.leading(ctx, method == methodPropose)
+		lt, err := r.leading(ctx)
 		if err == nil && lt == nil {
 			err = fmt.Errorf("%w: not the leader", ErrUnavailable)
 		}
@@ -557,15 +562,14 @@ func (r *raftReplicator) changeMembership(ctx context.Context, method uint8, m M
 	case methodTransfer:
 		// The lease goes at once: the target may win before this node
 		// hears of it.
-		r.transferring.Store(true)
-		r.lease.drop()
+		r.lease.beginTransfer()
 		if m.ID == "" {
 			err = r.raft.LeadershipTransfer().Error()
 		} else {
 			err = r.transferTo(m.ID)
 		}
 		if err != nil {
-			r.transferring.Store(false)
+			r.lease.endTransfer()
 		}
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {

@@ -2,6 +2,7 @@ package abacus
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,10 +58,9 @@ type raftReplicator struct {
 	applied  chan struct{} // signalled after every applied batch of logs
 	notify   chan bool     // leadership changes from Raft
 
-	term         atomic.Pointer[leaderTerm] // set while this node leads
-	lease        readLease
-	confirm      confirmer
-	transferring atomic.Bool // a leadership transfer is under way
+	term    atomic.Pointer[leaderTerm] // set while this node leads
+	lease   readLease
+	confirm confirmer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -236,8 +236,9 @@ func (r *raftReplicator) Close() error {
 	return errors.Join(err, r.trans.Close(), r.store.Close())
 }
 
-// raftFSMHook signals the replicator after every applied batch, so the
-// leader re-examines the next expiry deadline.
+// raftFSMHook skips entries appended in another term than the one they
+// were made for, and signals the replicator after every applied batch, so
+// the leader re-examines the next expiry deadline.
 type raftFSMHook struct {
 	RaftFSM
 	applied chan struct{}
@@ -246,7 +247,7 @@ type raftFSMHook struct {
 func (h raftFSMHook) Apply(l *raft.Log) any { return h.ApplyBatch([]*raft.Log{l})[0] }
 
 func (h raftFSMHook) ApplyBatch(logs []*raft.Log) []any {
-	out := h.RaftFSM.ApplyBatch(logs)
+	out := h.applyInTerm(logs)
 	select {
 	case h.applied <- struct{}{}:
 	default:
@@ -254,15 +255,59 @@ func (h raftFSMHook) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
+// termExtension is a log entry's Extensions naming the term its leader
+// made it for: a tag byte and the term.
+func termExtension(term uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{extTermTag}, term)
+}
+
+const extTermTag = 1
+
+// misplaced reports whether l was appended in another term than the one
+// named in its Extensions. Entries without that extension (written before
+// it existed) are never misplaced.
+func misplaced(l *raft.Log) (madeFor uint64, bad bool) {
+	e := l.Extensions
+	if l.Type != raft.LogCommand || len(e) != 9 || e[0] != extTermTag {
+		return 0, false
+	}
+	madeFor = binary.BigEndian.Uint64(e[1:])
+	return madeFor, madeFor != l.Term
+}
+
+// applyInTerm applies logs in order, skipping misplaced ones: a skipped
+// entry changes nothing but the applied index, on every replica alike, and
+// its result is an error saying it was not applied.
+func (h raftFSMHook) applyInTerm(logs []*raft.Log) []any {
+	out := make([]any, 0, len(logs))
+	run := 0 // start of the logs not yet applied
+	for i, l := range logs {
+		madeFor, bad := misplaced(l)
+		if !bad {
+			continue
+		}
+		out = append(out, h.RaftFSM.ApplyBatch(logs[run:i])...)
+		h.FSM.Apply(l.Index, nil)
+		out = append(out, fmt.Errorf("%w: entry made in term %d was appended in term %d", ErrUnavailable, madeFor, l.Term))
+		run = i + 1
+	}
+	if run == 0 {
+		return h.RaftFSM.ApplyBatch(logs)
+	}
+	return append(out, h.RaftFSM.ApplyBatch(logs[run:])...)
+}
+
 // leaderTerm is this node's tenure as leader. It becomes ready once the
 // term's first entry (a barrier) has applied, so the state machine holds
-// every entry committed before the term; it accepts writes only from
-// writesAt, one read lease (plus drift) after taking office, so no deposed
-// leader's lease can overlap a write of this term.
+// every entry committed before the term; it serves reads and writes only
+// from servesAt, one read lease (plus drift) after taking office, so no
+// deposed leader's lease can overlap anything served in this term (see
+// raft_lease.go).
 type leaderTerm struct {
 	term     uint64
 	took     time.Time
-	writesAt time.Time
+	servesAt time.Time
+	open     atomic.Bool // servesAt has passed: spares reads a clock read
 	ready    chan struct{}
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -284,6 +329,18 @@ func (lt *leaderTerm) isReady() bool {
 	default:
 		return false
 	}
+}
+
+// serving reports whether the term's wait is over.
+func (lt *leaderTerm) serving() bool {
+	if lt.open.Load() {
+		return true
+	}
+	if time.Now().Before(lt.servesAt) {
+		return false
+	}
+	lt.open.Store(true)
+	return true
 }
 
 // stamp returns the time for a new entry: never below the last one.
@@ -314,8 +371,7 @@ func (r *raftReplicator) watchLeadership() {
 			if old := r.term.Swap(nil); old != nil {
 				old.cancel()
 			}
-			r.lease.drop()
-			r.transferring.Store(false)
+			r.lease.reset()
 			if !leader {
 				r.log.Info("lost leadership")
 				continue
@@ -324,7 +380,7 @@ func (r *raftReplicator) watchLeadership() {
 			lt := &leaderTerm{
 				term:     r.raft.CurrentTerm(),
 				took:     now,
-				writesAt: now.Add(r.cfg.ReadLease + r.cfg.DriftMargin),
+				servesAt: now.Add(r.cfg.ReadLease + r.cfg.DriftMargin),
 				ready:    make(chan struct{}),
 			}
 			lt.ctx, lt.cancel = context.WithCancel(r.ctx)
@@ -361,9 +417,9 @@ func (r *raftReplicator) lead(lt *leaderTerm) {
 	r.tickLoop(lt)
 }
 
-// leading returns the current leader term once it is ready (and, for
-// writes, past its write wait), or nil when another node leads.
-func (r *raftReplicator) leading(ctx context.Context, write bool) (*leaderTerm, error) {
+// leading returns the current leader term once it is ready and past its
+// wait, or nil when another node leads.
+func (r *raftReplicator) leading(ctx context.Context) (*leaderTerm, error) {
 	lt := r.term.Load()
 	if lt == nil {
 		if r.raft.State() == raft.Leader {
@@ -378,25 +434,24 @@ func (r *raftReplicator) leading(ctx context.Context, write bool) (*leaderTerm, 
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
-	if write {
-		if wait := time.Until(lt.writesAt); wait > 0 {
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-lt.ctx.Done():
-				return nil, fmt.Errorf("%w: leadership lost", ErrUnavailable)
-			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
-			}
+	if !lt.serving() {
+		t := time.NewTimer(time.Until(lt.servesAt))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-lt.ctx.Done():
+			return nil, fmt.Errorf("%w: leadership lost", ErrUnavailable)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 		}
+		lt.open.Store(true)
 	}
 	return lt, nil
 }
 
 // Propose implements Replicator.
 func (r *raftReplicator) Propose(ctx context.Context, p Proposal) (Result, error) {
-	lt, err := r.leading(ctx, true)
+	lt, err := r.leading(ctx)
 	if err != nil {
 		return Result{}, err
 	}
@@ -478,6 +533,14 @@ func (r *raftReplicator) batcher() {
 			finish(batch, outcome{err: fmt.Errorf("%w: not the leader", ErrUnavailable)})
 			continue
 		}
+		if !lt.serving() || r.raft.CurrentTerm() != lt.term {
+			// Proposals admitted under an earlier term, reaching a term
+			// whose wait has not ended (or that Raft has already left):
+			// submitted now, they could commit inside the wait.
+			<-r.slots
+			finish(batch, outcome{err: fmt.Errorf("%w: leadership changed while queued", ErrUnavailable)})
+			continue
+		}
 		t := lt.stamp()
 		props := make([]Proposal, len(batch))
 		for i, pd := range batch {
@@ -490,7 +553,11 @@ func (r *raftReplicator) batcher() {
 			finish(batch, outcome{err: fmt.Errorf("%w: encoding: %v", ErrInvalidArgument, err)})
 			continue
 		}
-		e := inflightEntry{fut: r.raft.Apply(data, 0), batch: batch, start: time.Now()}
+		// The entry names the term it was made for; appended in another
+		// (Raft can leave and retake leadership while it is queued), it
+		// is skipped on every replica (raftFSMHook).
+		fut := r.raft.ApplyLog(raft.Log{Data: data, Extensions: termExtension(lt.term)}, 0)
+		e := inflightEntry{fut: fut, batch: batch, start: time.Now()}
 		select {
 		case r.inflight <- e:
 		case <-r.ctx.Done():
@@ -579,7 +646,7 @@ func (r *raftReplicator) Read(ctx context.Context, cmd Command) (Result, error) 
 	if buggyLocalReads {
 		return r.fsm.Read(cmd), nil
 	}
-	lt, err := r.leading(ctx, false)
+	lt, err := r.leading(ctx)
 	if err != nil {
 		return Result{}, err
 	}
@@ -649,7 +716,7 @@ func (r *raftReplicator) tickLoop(lt *leaderTerm) {
 func (r *raftReplicator) tick(lt *leaderTerm) {
 	ctx, cancel := context.WithTimeout(lt.ctx, r.cfg.ElectionTimeout)
 	defer cancel()
-	if _, err := r.leading(ctx, true); err != nil {
+	if _, err := r.leading(ctx); err != nil {
 		return
 	}
 	if _, err := r.submit(ctx, Proposal{Cmd: Command{Op: OpTick}}); err != nil {
