@@ -73,6 +73,7 @@ func (r *replica) applier() {
 		for _, d := range fresh {
 			pend[d.slot] = d.v
 		}
+		r.persisted(ds)
 		start := applied
 		applied = r.applyFrom(pend, applied)
 		if applied != start || snap != nil {
@@ -89,6 +90,24 @@ func (r *replica) applier() {
 			}
 			lastSnap = applied
 		}
+	}
+}
+
+// persisted hands the loop the slots of ds, whose decisions are now on
+// disk (appended, or already in the log or a snapshot), so that the
+// engine may announce them (see onDurable).
+func (r *replica) persisted(ds []decided) {
+	if len(ds) == 0 {
+		return
+	}
+	r.applyMu.Lock()
+	for _, d := range ds {
+		r.durableQ = append(r.durableQ, d.slot)
+	}
+	r.applyMu.Unlock()
+	select {
+	case r.durableCh <- struct{}{}:
+	default:
 	}
 }
 

@@ -82,9 +82,11 @@ type replica struct {
 
 	applyMu   sync.Mutex
 	applyQ    []decided
-	restoreQ  []byte // a snapshot file received from a peer
+	restoreQ  []byte   // a snapshot file received from a peer
+	durableQ  []uint64 // slots whose decisions are on disk, for the loop
 	applyWake chan struct{}
 	appliedCh chan struct{}
+	durableCh chan struct{} // durableQ has slots
 	restored  atomic.Bool
 
 	waitMu  sync.Mutex
@@ -199,6 +201,7 @@ func open(env *abacus.Env, opts Options) (*replica, error) {
 		credits:    make(chan struct{}, opts.MaxOutstanding),
 		applyWake:  make(chan struct{}, 1),
 		appliedCh:  make(chan struct{}, 1),
+		durableCh:  make(chan struct{}, 1),
 		drain:      make(chan struct{}),
 		drained:    make(chan struct{}),
 		timed:      make(chan struct{}),
