@@ -168,8 +168,10 @@
 // Options.TickInterval. A replica far behind a peer (64 slots) or making
 // no progress while a peer is ahead fetches decided slots from that peer
 // over the node's RPC connections, or its snapshot in 1 MiB chunks when the
-// peer has compacted them; a restarted replica and one cut off by a
-// partition rejoin this way. Messages for slots a replica has compacted are
+// peer has compacted them (a snapshot that is damaged, or whose state is
+// not at the index its header names, is refused and fetched again, the
+// replica's state left as it was); a restarted replica and one cut off by
+// a partition rejoin this way. Messages for slots a replica has compacted are
 // answered from its log.
 //
 // # Transport
