@@ -53,7 +53,10 @@ func (r *replica) loop() {
 			drain, draining = nil, true
 		}
 		r.pump(settle)
-		if draining && len(r.open) == 0 {
+		// Draining ends once no slot of ours is open and every decision
+		// made here is on disk and announced, so that peers still deciding
+		// can learn it before this replica stops.
+		if draining && len(r.open) == 0 && len(r.unsynced) == 0 {
 			close(r.drained)
 			draining = false
 		}
@@ -370,6 +373,7 @@ func (r *replica) decide(ds []wmvc.Decision) {
 			}
 		}
 		r.next = max(r.next, d.Slot+1)
+		r.unsynced[d.Slot] = struct{}{}
 		batch = append(batch, decided{slot: d.Slot, v: d.Value})
 	}
 	r.applyMu.Lock()
@@ -404,6 +408,7 @@ func (r *replica) onDurable() {
 	r.durableQ = nil
 	r.applyMu.Unlock()
 	for _, s := range slots {
+		delete(r.unsynced, s)
 		r.engine.Persisted(s)
 	}
 }
@@ -535,6 +540,11 @@ func (r *replica) onApplied() {
 	for s := range r.seen {
 		if s < floor {
 			delete(r.seen, s)
+		}
+	}
+	for s := range r.unsynced {
+		if s < applied { // applied, hence on disk
+			delete(r.unsynced, s)
 		}
 	}
 	r.next = max(r.next, floor)

@@ -101,7 +101,7 @@ type replica struct {
 	est        smClock       // this replica's estimate of state-machine time
 	timed      chan struct{} // closed once the cluster's time is learned (see syncTime)
 	drain      chan struct{} // closed by Close: start and join no more slots
-	drained    chan struct{} // closed by the loop once draining and no slot of ours is open
+	drained    chan struct{} // closed by the loop once draining, no slot of ours is open and every decision is announced
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -122,6 +122,7 @@ type replica struct {
 	seen        map[uint64]*wmvc.Value // first proposal (nil: null) a peer made in an open slot
 	openIDs     map[string]uint64      // ids of the batches in open
 	mine        map[uint64]bool        // open slots this replica started
+	unsynced    map[uint64]struct{}    // decided here, not yet reported durable (see onDurable)
 	joinSince   map[uint64]time.Time   // deferred joins: when first reported
 	ownQ        []*wmvc.Value          // this replica's batches, oldest first, to start slots with
 	lastHeard   []time.Time            // per peer: when a message last came
@@ -211,6 +212,7 @@ func open(env *abacus.Env, opts Options) (*replica, error) {
 		seen:       map[uint64]*wmvc.Value{},
 		openIDs:    map[string]uint64{},
 		mine:       map[uint64]bool{},
+		unsynced:   map[uint64]struct{}{},
 		joinSince:  map[uint64]time.Time{},
 		decidedIDs: map[string]uint64{},
 	}
