@@ -251,14 +251,28 @@ func (s *Snapshot) encode(enc *msgpack.Encoder) error {
 // the whole encoded body and verifies its checksum before decoding any of
 // it, then decodes into a fresh state: a corrupt or truncated snapshot
 // returns an error wrapping ErrCorrupt and leaves the current state as it
-// was.
+// was. The observer is told of every change the restore made (see
+// notifyRestored).
 func (f *FSM) Restore(r io.Reader) error {
+	return f.restore(r, nil)
+}
+
+// restore is Restore; check, when not nil, vets the decoded state before
+// it replaces the current one.
+func (f *FSM) restore(r io.Reader, check func(fresh *FSM) error) error {
 	fresh := NewFSM(f.opts, nil)
 	if err := fresh.decodeSnapshot(r); err != nil {
 		return err
 	}
+	if check != nil {
+		if err := check(fresh); err != nil {
+			return err
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// The replaced maps, taken now; told before the lock is released.
+	defer f.notifyRestored(f.counters, f.locks, f.leases)
 	f.index, f.now, f.ops = fresh.index, fresh.now, fresh.ops
 	f.counters, f.sessions, f.keys, f.leases, f.locks = fresh.counters, fresh.sessions, fresh.keys, fresh.leases, fresh.locks
 	f.timers, f.nextLease, f.nextToken = fresh.timers, fresh.nextLease, fresh.nextToken

@@ -73,6 +73,7 @@ func (r *replica) applier() {
 		for _, d := range fresh {
 			pend[d.slot] = d.v
 		}
+		r.persisted(ds)
 		start := applied
 		applied = r.applyFrom(pend, applied)
 		if applied != start || snap != nil {
@@ -89,6 +90,24 @@ func (r *replica) applier() {
 			}
 			lastSnap = applied
 		}
+	}
+}
+
+// persisted hands the loop the slots of ds, whose decisions are now on
+// disk (appended, or already in the log or a snapshot), so that the
+// engine may announce them (see onDurable).
+func (r *replica) persisted(ds []decided) {
+	if len(ds) == 0 {
+		return
+	}
+	r.applyMu.Lock()
+	for _, d := range ds {
+		r.durableQ = append(r.durableQ, d.slot)
+	}
+	r.applyMu.Unlock()
+	select {
+	case r.durableCh <- struct{}{}:
+	default:
 	}
 }
 
@@ -162,12 +181,14 @@ func (r *replica) install(data []byte) (uint64, bool) {
 	if slots <= r.applied.Load() {
 		return 0, false
 	}
-	if err := r.fsm.Restore(bytes.NewReader(data[8:])); err != nil {
-		r.log.Warn("rabia: snapshot from peer refused", "err", err)
+	// The state must be at index slots (slot s applies at index s+1): a
+	// snapshot whose state is elsewhere is corrupt, and taking it would
+	// apply every later slot at a wrong index. It is refused like a
+	// damaged one: the current state stays, nothing is saved, and catch-up
+	// fetches a snapshot again.
+	if err := r.fsm.RestoreAt(bytes.NewReader(data[8:]), slots); err != nil {
+		r.log.Error("rabia: snapshot from peer refused", "slots", slots, "err", err)
 		return 0, false
-	}
-	if r.fsm.Index() != slots {
-		r.log.Error("rabia: snapshot index disagrees with its slot count", "index", r.fsm.Index(), "slots", slots)
 	}
 	if err := r.store.SaveSnapshotBytes(data); err != nil {
 		r.log.Error("rabia: saving snapshot from peer", "err", err)

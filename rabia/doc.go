@@ -45,7 +45,9 @@
 //     applied in slot order with index slot+1 (index 0 is never used; a
 //     null slot only advances the index). The replica that made a batch
 //     answers its callers from the results. Nothing is answered before its
-//     decision is on disk.
+//     decision is on disk, and a replica tells its peers of a decision it
+//     reached by its own votes only once it is on disk (see Durability
+//     and recovery).
 //
 // Propose returns abacus.ErrUnavailable when the proposal never left this
 // replica (its context ended while it waited to be batched) and
@@ -157,14 +159,19 @@
 // to vote in them again, and none had decided them, they are decided
 // null and their batches proposed again. Keeping no votes on disk costs
 // the cluster a wait for all its members in that case only, instead of
-// syncs on every round of every slot.
+// syncs on every round of every slot. Null is right there only if no
+// decision of those slots can surface later, so a replica announces a
+// decision it reached by its votes only after syncing it: a decision lost
+// in a crash was told to nobody.
 //
 // Catching up: replicas exchange their applied slot every
 // Options.TickInterval. A replica far behind a peer (64 slots) or making
 // no progress while a peer is ahead fetches decided slots from that peer
 // over the node's RPC connections, or its snapshot in 1 MiB chunks when the
-// peer has compacted them; a restarted replica and one cut off by a
-// partition rejoin this way. Messages for slots a replica has compacted are
+// peer has compacted them (a snapshot that is damaged, or whose state is
+// not at the index its header names, is refused and fetched again, the
+// replica's state left as it was); a restarted replica and one cut off by
+// a partition rejoin this way. Messages for slots a replica has compacted are
 // answered from its log.
 //
 // # Transport

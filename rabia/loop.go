@@ -46,12 +46,17 @@ func (r *replica) loop() {
 			r.maybeTick()
 		case <-r.appliedCh:
 			r.onApplied()
+		case <-r.durableCh:
+			r.onDurable()
 		case <-settle.C:
 		case <-drain:
 			drain, draining = nil, true
 		}
 		r.pump(settle)
-		if draining && len(r.open) == 0 {
+		// Draining ends once no slot of ours is open and every decision
+		// made here is on disk and announced, so that peers still deciding
+		// can learn it before this replica stops.
+		if draining && len(r.open) == 0 && len(r.unsynced) == 0 {
 			close(r.drained)
 			draining = false
 		}
@@ -368,6 +373,7 @@ func (r *replica) decide(ds []wmvc.Decision) {
 			}
 		}
 		r.next = max(r.next, d.Slot+1)
+		r.unsynced[d.Slot] = struct{}{}
 		batch = append(batch, decided{slot: d.Slot, v: d.Value})
 	}
 	r.applyMu.Lock()
@@ -376,6 +382,34 @@ func (r *replica) decide(ds []wmvc.Decision) {
 	select {
 	case r.applyWake <- struct{}{}:
 	default:
+	}
+}
+
+// onDurable lets the engine announce the decisions the applier has
+// persisted.
+//
+// A decision reached by this replica's votes is told to no peer before it
+// is on disk (wmvc.Engine.Persisted). Announcing it earlier is unsafe with
+// recovery (recovery.go): a replica that crashes between its decision and
+// the sync restarts without it and may only learn the slot; when a
+// majority does so, recovery abandons the slot everywhere and ends it
+// null, and an announcement still in flight from before the crash would
+// then teach a replica that had abandoned the slot the lost value, two
+// decisions for one slot. With announcements held until the decision is
+// durable, every decision a peer can hear of is in the log of a replica
+// that reports the slot decided after any restart, so recovery never
+// ends such a slot null. Ignoring announcements for abandoned slots
+// instead would not do: a slot is abandoned before the round learns
+// whether some replica had decided it, and then the abandoned replicas
+// must learn that decision.
+func (r *replica) onDurable() {
+	r.applyMu.Lock()
+	slots := r.durableQ
+	r.durableQ = nil
+	r.applyMu.Unlock()
+	for _, s := range slots {
+		delete(r.unsynced, s)
+		r.engine.Persisted(s)
 	}
 }
 
@@ -506,6 +540,11 @@ func (r *replica) onApplied() {
 	for s := range r.seen {
 		if s < floor {
 			delete(r.seen, s)
+		}
+	}
+	for s := range r.unsynced {
+		if s < applied { // applied, hence on disk
+			delete(r.unsynced, s)
 		}
 	}
 	r.next = max(r.next, floor)

@@ -34,7 +34,10 @@ import (
 //
 // Null is safe because no decision can contradict it: a replica that had
 // decided a slot before it abandoned it said so in step 3, and after
-// abandoning it nobody can decide it in the protocol. Two replicas that
+// abandoning it nobody can decide it in the protocol. A decision lost in a
+// crash (reached by votes, not yet synced) was told to nobody, since a
+// replica announces only decisions it has persisted (see onDurable), so
+// no late announcement can teach it to a replica that abandoned the slot. Two replicas that
 // recover at once both decide null. Batches proposed in the slots return
 // to their queues, as after any null decision. Every replica must answer,
 // so a round waits for the cluster to be whole; step 1 keeps a merely slow

@@ -82,9 +82,11 @@ type replica struct {
 
 	applyMu   sync.Mutex
 	applyQ    []decided
-	restoreQ  []byte // a snapshot file received from a peer
+	restoreQ  []byte   // a snapshot file received from a peer
+	durableQ  []uint64 // slots whose decisions are on disk, for the loop
 	applyWake chan struct{}
 	appliedCh chan struct{}
+	durableCh chan struct{} // durableQ has slots
 	restored  atomic.Bool
 
 	waitMu  sync.Mutex
@@ -99,7 +101,7 @@ type replica struct {
 	est        smClock       // this replica's estimate of state-machine time
 	timed      chan struct{} // closed once the cluster's time is learned (see syncTime)
 	drain      chan struct{} // closed by Close: start and join no more slots
-	drained    chan struct{} // closed by the loop once draining and no slot of ours is open
+	drained    chan struct{} // closed by the loop once draining, no slot of ours is open and every decision is announced
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -120,6 +122,7 @@ type replica struct {
 	seen        map[uint64]*wmvc.Value // first proposal (nil: null) a peer made in an open slot
 	openIDs     map[string]uint64      // ids of the batches in open
 	mine        map[uint64]bool        // open slots this replica started
+	unsynced    map[uint64]struct{}    // decided here, not yet reported durable (see onDurable)
 	joinSince   map[uint64]time.Time   // deferred joins: when first reported
 	ownQ        []*wmvc.Value          // this replica's batches, oldest first, to start slots with
 	lastHeard   []time.Time            // per peer: when a message last came
@@ -199,6 +202,7 @@ func open(env *abacus.Env, opts Options) (*replica, error) {
 		credits:    make(chan struct{}, opts.MaxOutstanding),
 		applyWake:  make(chan struct{}, 1),
 		appliedCh:  make(chan struct{}, 1),
+		durableCh:  make(chan struct{}, 1),
 		drain:      make(chan struct{}),
 		drained:    make(chan struct{}),
 		timed:      make(chan struct{}),
@@ -208,6 +212,7 @@ func open(env *abacus.Env, opts Options) (*replica, error) {
 		seen:       map[uint64]*wmvc.Value{},
 		openIDs:    map[string]uint64{},
 		mine:       map[uint64]bool{},
+		unsynced:   map[uint64]struct{}{},
 		joinSince:  map[uint64]time.Time{},
 		decidedIDs: map[string]uint64{},
 	}

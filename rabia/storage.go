@@ -446,7 +446,8 @@ func (s *storage) writeSnapshotFile(fill func(io.Writer) error) error {
 }
 
 // LoadSnapshot restores fsm from the snapshot file, if there is one, and
-// returns how many slots it covers.
+// returns how many slots it covers. A file whose state is not at the
+// index its header names is corrupt (ErrCorrupt), and fsm is left alone.
 func (s *storage) LoadSnapshot(fsm *abacus.FSM) (uint64, bool, error) {
 	f, err := os.Open(s.snapshotPath())
 	if errors.Is(err, os.ErrNotExist) {
@@ -461,10 +462,11 @@ func (s *storage) LoadSnapshot(fsm *abacus.FSM) (uint64, bool, error) {
 	if _, err := io.ReadFull(br, h[:]); err != nil {
 		return 0, false, fmt.Errorf("%w: snapshot header", abacus.ErrCorrupt)
 	}
-	if err := fsm.Restore(br); err != nil {
+	slots := binary.BigEndian.Uint64(h[:])
+	if err := fsm.RestoreAt(br, slots); err != nil {
 		return 0, false, err
 	}
-	return binary.BigEndian.Uint64(h[:]), true, nil
+	return slots, true, nil
 }
 
 // SnapshotChunk reads up to max bytes of the snapshot file from off and

@@ -3,8 +3,10 @@ package rabia
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -312,4 +314,61 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// snapshotFile returns a snapshot file as SaveSnapshot lays it out: the
+// slot count header, then fsm's snapshot.
+func snapshotFile(t *testing.T, slots uint64, fsm *abacus.FSM) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var h [8]byte
+	binary.BigEndian.PutUint64(h[:], slots)
+	buf.Write(h[:])
+	if _, err := fsm.Snapshot().WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestSnapshotIndexMismatchRefused: a snapshot whose state is not at the
+// index its header names is corrupt. Installing one from a peer is
+// refused (the state stays, nothing is saved, the replica is not marked
+// restored), and one found on disk at startup fails the load.
+func TestSnapshotIndexMismatchRefused(t *testing.T) {
+	src := abacus.NewFSM(abacus.FSMOptions{}, nil)
+	src.Apply(1, []abacus.Proposal{{Time: int64(time.Second), Cmd: abacus.Command{Op: abacus.OpAdd, Name: "x", Delta: 5}}})
+	src.Apply(2, nil) // two slots applied: index 2
+
+	s, _ := reopen(t, nil, t.TempDir())
+	fsm := abacus.NewFSM(abacus.FSMOptions{}, nil)
+	fsm.Apply(1, []abacus.Proposal{{Time: int64(time.Second), Cmd: abacus.Command{Op: abacus.OpAdd, Name: "y", Delta: 1}}})
+	before, _ := fsm.Hash()
+	r := &replica{fsm: fsm, store: s, log: slog.New(slog.DiscardHandler)}
+	r.applied.Store(1)
+	for _, slots := range []uint64{3, 4} {
+		if got, ok := r.install(snapshotFile(t, slots, src)); ok {
+			t.Fatalf("snapshot of index 2 installed as %d slots (%d)", slots, got)
+		}
+		if h, _ := fsm.Hash(); h != before || fsm.Index() != 1 {
+			t.Fatalf("a refused snapshot changed the state (index %d)", fsm.Index())
+		}
+		if r.restored.Load() {
+			t.Fatal("a refused snapshot marked the replica restored")
+		}
+		if _, _, _, err := s.SnapshotChunk(0, 8); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a refused snapshot was saved: %v", err)
+		}
+	}
+	if slots, ok := r.install(snapshotFile(t, 2, src)); !ok || slots != 2 || fsm.Index() != 2 || !r.restored.Load() {
+		t.Fatalf("a good snapshot: %d %v, index %d", slots, ok, fsm.Index())
+	}
+
+	other, _ := reopen(t, nil, t.TempDir())
+	if err := other.SaveSnapshotBytes(snapshotFile(t, 3, src)); err != nil {
+		t.Fatal(err)
+	}
+	got := abacus.NewFSM(abacus.FSMOptions{}, nil)
+	if _, _, err := other.LoadSnapshot(got); !errors.Is(err, abacus.ErrCorrupt) || got.Index() != 0 {
+		t.Fatalf("load of a snapshot at the wrong index: %v, index %d", err, got.Index())
+	}
 }

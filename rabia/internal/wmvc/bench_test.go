@@ -59,6 +59,10 @@ func BenchmarkEngineFIFO(b *testing.B) {
 			collect := func(from int) {
 				rd := engines[from].Ready()
 				decided += len(rd.Decisions)
+				for _, d := range rd.Decisions {
+					engines[from].Persisted(d.Slot)
+				}
+				rd.Messages = append(rd.Messages, engines[from].Ready().Messages...)
 				for _, env := range rd.Messages {
 					for to := 0; to < n; to++ {
 						if to != from && (env.To == Broadcast || env.To == to) {

@@ -61,8 +61,9 @@
 //     and, by 3, no other value, so it decides v or adopts state v; phase p+1
 //     has only states v and everyone decides v there. A replica that stops
 //     after deciding still answers every message of the slot with a
-//     decision announcement, so the others terminate even when f replicas
-//     are down.
+//     decision announcement (once its decision is durable, see
+//     Engine.Persisted), so the others terminate even when f replicas are
+//     down.
 //  5. Validity: a decision of 1 names the majority value, which some replica
 //     proposed. If every replica's proposal is the same value, every state
 //     of phase 1 is 1 and phase 1 decides it. If no value has maj
@@ -118,10 +119,11 @@
 //			b, _ := env.Msg.MarshalBinary(); send(env.To, b) // fire and forget
 //		}
 //		for _, d := range rd.Decisions { // any slot order
-//			persist (slot, d.Value) durably; then apply slots in order, a nil
-//			Value applying nothing, and answer clients only after that; if
-//			one's own batch was not the decided value, propose it again
-//			in a later slot.
+//			persist (slot, d.Value) durably; then e.Persisted(d.Slot)
+//			(the engine announces a decision only then), apply slots in
+//			order, a nil Value applying nothing, and answer clients only
+//			after that; if one's own batch was not the decided value,
+//			propose it again in a later slot.
 //		}
 //		for _, slot := range rd.Joins { // slots peers work on (or below them)
 //			e.Propose(slot, nextBatchOrNil)
@@ -140,7 +142,10 @@
 //
 // Persistence: a decision is final once reached; persist it before
 // answering clients so a restarted replica does not forget what it told
-// them. A replica must never vote in a slot twice with different state, so
+// them, and report it with Engine.Persisted: the engine tells no peer of a
+// decision it reached by its own votes before that, so a decision that
+// any peer heard of survives its maker's crash (recovery of undecided
+// slots relies on it). A replica must never vote in a slot twice with different state, so
 // after a restart it may not propose in slots it may have proposed in
 // before the crash: persist a high-water mark of proposed slots before
 // proposing past it (reserving slots in chunks keeps this cheap), restart

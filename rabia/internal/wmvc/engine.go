@@ -73,7 +73,8 @@ type StaleRequest struct {
 
 // Ready is the output the engine has produced since the previous call to
 // Engine.Ready. The caller must persist Decisions before acting on them
-// externally (answering clients); messages may be sent in any order and
+// externally (answering clients), and then call Engine.Persisted for each,
+// which lets the engine announce it; messages may be sent in any order and
 // lost: the protocol copes with loss as long as Tick keeps being called.
 // Values and byte slices in a Ready are shared with the engine: read-only.
 type Ready struct {
@@ -455,6 +456,9 @@ func (e *Engine) noteActivity(slot uint64) {
 
 // stepDecided answers a message for a slot this replica has decided.
 func (e *Engine) stepDecided(in *instance, from int, m *Message) {
+	if in.held && m.Kind != KindDecision {
+		return // not durable yet: told to nobody (see Persisted)
+	}
 	switch m.Kind {
 	case KindDecision:
 		// Never answered (no ping-pong); may bring the missing value.
@@ -578,6 +582,36 @@ func (e *Engine) decide(in *instance, bit uint8, phase uint32) {
 		}
 	}
 	in.release()
+	// The decision is announced once the caller has persisted it (see
+	// Persisted), not now.
+	in.held = true
+	e.afterDecide(in)
+}
+
+// Persisted tells the engine that slot's decision, reported in Ready, is
+// durable on this replica, and announces a decision this replica reached
+// by its own votes. Until then the engine tells nobody of such a decision:
+// no announcement, and messages for the slot get no answer (their senders
+// repeat them on Tick). It does nothing for a slot not decided here or
+// already compacted.
+//
+// Why: a decision reached by votes exists only in this replica's memory
+// until it is persisted. If this replica crashes before that, it restarts
+// knowing nothing of the slot and may only learn it; were a majority to do
+// so, recovery (Abandon, DecideNull) could end the slot null, and an
+// announcement sent before the crash and still in flight would then teach
+// a replica that had abandoned the slot the lost value: two decisions for
+// one slot. Announcing only durable decisions keeps every decision that
+// any peer hears of on the disk of a replica that reports it as decided
+// (State) after a restart, which is what recovery relies on. Decisions
+// learnt from a peer (announced, hence durable there), adopted from the
+// caller's log, or recovered with DecideNull are told at once.
+func (e *Engine) Persisted(slot uint64) {
+	in := e.slots[slot]
+	if slot < e.floor || in == nil || !in.decided || !in.held {
+		return
+	}
+	in.held = false
 	// The announcement names the value by digest only: peers that took
 	// part in the proposal round hold the value already (invariant 7 in
 	// the package documentation), and the others ask for it. Answers to
@@ -585,7 +619,6 @@ func (e *Engine) decide(in *instance, bit uint8, phase uint32) {
 	ann := in.decisionMessage()
 	ann.Value = nil
 	e.send(Broadcast, ann)
-	e.afterDecide(in)
 }
 
 // learnDecision adopts a decision announced by a peer.

@@ -206,8 +206,21 @@ func TestPhaseRules(t *testing.T) {
 	if len(dec) != 1 || dec[0].Value != nil {
 		t.Fatalf("decisions %+v, want null", dec)
 	}
-	if d := broadcasts(r, KindDecision); len(d) != 1 || d[0].Bit != 0 {
+	// Not durable yet: nobody hears of the decision, not even a late
+	// vote's sender (it repeats its vote on Tick).
+	if d := broadcasts(r, KindDecision); len(d) != 0 {
+		t.Fatalf("decision announced before it was persisted: %+v", d)
+	}
+	if r = mustStep(t, e, 4, voteMsg(3, 4, 0)); len(r.Messages) != 0 {
+		t.Fatalf("late vote answered before the decision was persisted: %+v", r.Messages)
+	}
+	e.Persisted(3)
+	if d := broadcasts(e.Ready(), KindDecision); len(d) != 1 || d[0].Bit != 0 {
 		t.Fatalf("decision announcement %+v", d)
+	}
+	e.Persisted(3) // once only
+	if r := e.Ready(); !r.Empty() {
+		t.Fatalf("second Persisted produced %+v", r)
 	}
 	// A late vote is answered with the decision, to its sender only.
 	r = mustStep(t, e, 4, voteMsg(3, 4, 0))
@@ -381,7 +394,12 @@ func TestLearnAndStale(t *testing.T) {
 	}
 	var q []pkt
 	flush := func(from int) {
-		for _, env := range engines[from].Ready().Messages {
+		rd := engines[from].Ready()
+		for _, d := range rd.Decisions {
+			engines[from].Persisted(d.Slot)
+		}
+		rd.Messages = append(rd.Messages, engines[from].Ready().Messages...)
+		for _, env := range rd.Messages {
 			for to := range engines {
 				if to != from && (env.To == Broadcast || env.To == to) {
 					q = append(q, pkt{from, to, env.Msg})

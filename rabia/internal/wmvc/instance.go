@@ -64,6 +64,9 @@ type instance struct {
 	// decidedAt is the phase in which this replica decided by its own
 	// votes, or 0 when it learnt the decision from a peer.
 	decidedAt uint32
+	// held: decided by this replica's own votes and not yet reported
+	// durable (Engine.Persisted), so the decision is told to nobody.
+	held bool
 }
 
 func newInstance(slot uint64) *instance {

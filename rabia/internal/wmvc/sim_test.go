@@ -241,6 +241,7 @@ func (s *sim) handle(r int, rd Ready, duplicate bool) {
 		s.decided[r][d.Slot] = d.Value.clone()
 		s.decisions++
 		s.checkAgreement(d.Slot)
+		s.eng[r].Persisted(d.Slot) // the record above is r's log
 	}
 	for _, slot := range rd.Joins {
 		v := s.plan[r][slot]
@@ -267,6 +268,9 @@ func (s *sim) handle(r int, rd Ready, duplicate bool) {
 	// Keep the last two decided slots, compact the rest.
 	if p := s.prefix[r]; p >= 3 && uint64(p-3) >= s.eng[r].Floor() {
 		s.eng[r].Compact(uint64(p - 3))
+	}
+	if len(rd.Decisions) > 0 {
+		s.drain(r, false) // the announcements Persisted released
 	}
 }
 
