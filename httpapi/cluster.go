@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus"
+	"github.com/abacuskit/abacus/errcode"
 )
 
 func (h *Handler) status() ClusterStatus {
@@ -96,7 +97,7 @@ func (h *Handler) transfer(q *request) (any, error) {
 	return Empty{}, nil
 }
 
-var errFaultsOff = &apiError{http.StatusForbidden, "permission_denied", "fault injection is not enabled on this node"}
+var errFaultsOff = refusal(errcode.ErrPermissionDenied, "fault injection is not enabled on this node")
 
 // adminFaults drives fault injection on a node started with it.
 func (h *Handler) adminFaults(q *request) (any, error) {
@@ -162,7 +163,7 @@ func (h *Handler) readyz(q *request) (any, error) {
 	ctx, cancel := context.WithTimeout(q.ctx, h.ready)
 	defer cancel()
 	if _, err := h.node.Get(ctx, readyProbe); err != nil {
-		return nil, &apiError{http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("not ready: %v", err)}
+		return nil, refusal(errcode.ErrUnavailable, fmt.Sprintf("not ready: %v", err))
 	}
 	return map[string]string{"status": "ready"}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/abacuskit/abacus"
+	"github.com/abacuskit/abacus/errcode"
 )
 
 // apiError is an error with its HTTP form decided here rather than by the
@@ -24,60 +25,47 @@ type apiError struct {
 func (e *apiError) Error() string { return e.msg }
 
 var (
-	errNoRoute = &apiError{http.StatusNotFound, "not_found", "no such endpoint"}
+	errNoRoute = refusal(errcode.ErrNotFound, "no such endpoint")
 	errMethod  = &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint"}
 )
 
-// invalid returns a 400 invalid_argument error.
-func invalid(format string, args ...any) error {
-	return &apiError{http.StatusBadRequest, "invalid_argument", fmt.Sprintf(format, args...)}
+// refusal returns an error answered with sentinel's status and code (from
+// errcode's table) and msg as its message.
+func refusal(sentinel error, msg string) *apiError {
+	status, code := replyOf(sentinel)
+	return &apiError{status, code, msg}
 }
 
-// errorStatus maps an error to its status and code (docs/API.md's table, plus
-// cas_mismatch for a compare-and-set that aborts a batch). write says
-// whether the request may have changed state: a write that timed out is
-// indeterminate, a read that timed out merely unavailable.
+// invalid returns a 400 invalid_argument error.
+func invalid(format string, args ...any) error {
+	return refusal(errcode.ErrInvalidArgument, fmt.Sprintf(format, args...))
+}
+
+// errorStatus maps an error to its status and code: errcode's table
+// (docs/API.md), then context errors. write says whether the request may
+// have changed state: a write that timed out is indeterminate, a read that
+// timed out merely unavailable.
 func errorStatus(err error, write bool) (int, string) {
 	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
+	if errors.As(err, &ae) {
 		return ae.status, ae.code
-	case errors.Is(err, abacus.ErrIndeterminate):
-		return http.StatusGatewayTimeout, "indeterminate"
-	case errors.Is(err, abacus.ErrUnavailable), errors.Is(err, abacus.ErrClosed),
-		errors.Is(err, abacus.ErrTooManyInFlight):
-		return http.StatusServiceUnavailable, "unavailable"
-	case errors.Is(err, abacus.ErrInvalidArgument):
-		return http.StatusBadRequest, "invalid_argument"
-	case errors.Is(err, abacus.ErrNotFound):
-		return http.StatusNotFound, "not_found"
-	case errors.Is(err, abacus.ErrOverflow):
-		return http.StatusConflict, "overflow"
-	case errors.Is(err, abacus.ErrUnderflow):
-		return http.StatusConflict, "underflow"
-	case errors.Is(err, abacus.ErrOutOfRange):
-		return http.StatusConflict, "out_of_range"
-	case errors.Is(err, abacus.ErrLockHeld):
-		return http.StatusConflict, "lock_held"
-	case errors.Is(err, abacus.ErrStaleToken):
-		return http.StatusConflict, "stale_token"
-	case errors.Is(err, abacus.ErrLeaseExpired):
-		return http.StatusConflict, "lease_expired"
-	case errors.Is(err, abacus.ErrMismatch):
-		return http.StatusConflict, "cas_mismatch"
-	case errors.Is(err, abacus.ErrLimitReached):
-		return http.StatusTooManyRequests, "limit_reached"
-	case errors.Is(err, abacus.ErrSessionExpired):
-		return http.StatusGone, "session_expired"
-	case errors.Is(err, abacus.ErrStaleSequence):
-		return http.StatusConflict, "stale_sequence"
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	}
+	if e, ok := errcode.Reply(err); ok {
+		return e.Status, e.Name
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		if write {
-			return http.StatusGatewayTimeout, "indeterminate"
+			return replyOf(errcode.ErrIndeterminate)
 		}
-		return http.StatusServiceUnavailable, "unavailable"
+		return replyOf(errcode.ErrUnavailable)
 	}
 	return http.StatusInternalServerError, "internal"
+}
+
+// replyOf returns the status and code of a sentinel's row.
+func replyOf(sentinel error) (int, string) {
+	e, _ := errcode.Reply(sentinel)
+	return e.Status, e.Name
 }
 
 func (h *Handler) writeError(w http.ResponseWriter, err error, write bool) {
@@ -193,7 +181,7 @@ func (q *request) name(i int) (string, error) {
 func (q *request) id(i int) (uint64, error) {
 	v, err := ParseID(q.params[i])
 	if err != nil || v == 0 {
-		return 0, &apiError{http.StatusNotFound, "not_found", fmt.Sprintf("no instance %q (ids are positive decimal integers)", q.params[i])}
+		return 0, refusal(errcode.ErrNotFound, fmt.Sprintf("no instance %q (ids are positive decimal integers)", q.params[i]))
 	}
 	return uint64(v), nil
 }
