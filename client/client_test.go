@@ -14,6 +14,7 @@ import (
 	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/client"
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/testcluster"
 )
 
@@ -82,7 +83,7 @@ func TestCounters(t *testing.T) {
 		t.Fatalf("cas: %+v %v", r, err)
 	}
 	one, old := int64(1), int64(99)
-	_, err = c.Batch(ctx, []httpapi.BatchOp{{Op: "add", Name: "x", Delta: &one}, {Op: "cas", Name: "a/b", Old: &old, New: &one}})
+	_, err = c.Batch(ctx, []wire.BatchOp{{Op: "add", Name: "x", Delta: &one}, {Op: "cas", Name: "a/b", Old: &old, New: &one}})
 	if !errors.Is(err, client.ErrMismatch) || !errors.As(err, &apiErr) || apiErr.Index != 1 {
 		t.Fatalf("batch with a mismatch: %v", err)
 	}
@@ -96,11 +97,11 @@ func TestCounters(t *testing.T) {
 	if err != nil || st.Leader != "n1" || len(st.Members) != 1 {
 		t.Fatalf("cluster: %+v %v", st, err)
 	}
-	events := make(chan httpapi.WatchEvent, 16)
+	events := make(chan wire.WatchEvent, 16)
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Watch(wctx, "w", func(ev httpapi.WatchEvent) error { events <- ev; return nil })
+		done <- c.Watch(wctx, "w", func(ev wire.WatchEvent) error { events <- ev; return nil })
 	}()
 	if ev := <-events; ev.Exists {
 		t.Fatalf("first event of a counter never written: %+v", ev)
@@ -164,7 +165,7 @@ func TestRetryIsExactlyOnce(t *testing.T) {
 			return
 		}
 		mu.Lock()
-		keys = append(keys, r.Header.Get(httpapi.SessionHeader)+"/"+r.Header.Get(httpapi.SeqHeader))
+		keys = append(keys, r.Header.Get(wire.SessionHeader)+"/"+r.Header.Get(wire.SeqHeader))
 		mu.Unlock()
 		api.ServeHTTP(httptest.NewRecorder(), r) // applied, reply lost
 		lost.Add(1)

@@ -11,21 +11,22 @@ import (
 
 	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/errcode"
+	"github.com/abacuskit/abacus/httpapi/wire"
 )
 
-func (h *Handler) status() ClusterStatus {
+func (h *Handler) status() wire.ClusterStatus {
 	st := h.node.Status()
-	out := ClusterStatus{
+	out := wire.ClusterStatus{
 		Node: st.ID, Backend: st.Backend, State: st.State, Leader: st.Leader, Term: st.Term,
 		AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex,
-		Members: make([]MemberInfo, 0, len(st.Members)),
+		Members: make([]wire.MemberInfo, 0, len(st.Members)),
 	}
 	for _, m := range st.Members {
 		addr, _ := h.dir.Get(m.ID)
 		if addr == "" {
 			addr, _ = h.node.HTTPAddr(m.ID) // as the member advertises it
 		}
-		out.Members = append(out.Members, MemberInfo{ID: m.ID, PeerAddr: m.Addr, HTTPAddr: addr, Voter: m.Voter})
+		out.Members = append(out.Members, wire.MemberInfo{ID: m.ID, PeerAddr: m.Addr, HTTPAddr: addr, Voter: m.Voter})
 	}
 	return out
 }
@@ -40,14 +41,14 @@ func (h *Handler) state(*request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return StateResponse{AppliedIndex: s.Index(), Hash: hash}, nil
+	return wire.StateResponse{AppliedIndex: s.Index(), Hash: hash}, nil
 }
 
 // join adds a node (started with Config.Join) to the cluster and records
 // its HTTP address. The reply is the cluster status, HTTP addresses
 // included, so the new node learns them.
 func (h *Handler) join(q *request) (any, error) {
-	var body JoinRequest
+	var body wire.JoinRequest
 	if err := q.readBody(&body, false); err != nil {
 		return nil, err
 	}
@@ -83,18 +84,18 @@ func (h *Handler) removeMember(q *request) (any, error) {
 	}
 	h.dir.Delete(id)
 	h.log.Info("member removed", "id", id)
-	return Empty{}, nil
+	return wire.Empty{}, nil
 }
 
 func (h *Handler) transfer(q *request) (any, error) {
-	var body TransferRequest
+	var body wire.TransferRequest
 	if err := q.readBody(&body, true); err != nil {
 		return nil, err
 	}
 	if err := h.node.TransferLeadership(q.ctx, body.ID); err != nil {
 		return nil, err
 	}
-	return Empty{}, nil
+	return wire.Empty{}, nil
 }
 
 var errFaultsOff = refusal(errcode.ErrPermissionDenied, "fault injection is not enabled on this node")
@@ -104,7 +105,7 @@ func (h *Handler) adminFaults(q *request) (any, error) {
 	if !h.faults || !h.node.Faults().Enabled() {
 		return nil, errFaultsOff
 	}
-	var body FaultsRequest
+	var body wire.FaultsRequest
 	if err := q.readBody(&body, false); err != nil {
 		return nil, err
 	}
@@ -147,7 +148,7 @@ func (h *Handler) adminFaults(q *request) (any, error) {
 	}
 	h.log.Warn("faults injected", "heal", body.Heal, "partition", body.Partition, "isolate", body.Isolate,
 		"delay_ms", body.DelayMS, "loss", body.Loss, "clock_offset_ms", body.ClockOffsetMS)
-	return Empty{}, nil
+	return wire.Empty{}, nil
 }
 
 func (h *Handler) healthz(*request) (any, error) {

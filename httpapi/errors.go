@@ -12,6 +12,7 @@ import (
 
 	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/errcode"
+	"github.com/abacuskit/abacus/httpapi/wire"
 )
 
 // apiError is an error with its HTTP form decided here rather than by the
@@ -70,7 +71,7 @@ func replyOf(sentinel error) (int, string) {
 
 func (h *Handler) writeError(w http.ResponseWriter, err error, write bool) {
 	status, code := errorStatus(err, write)
-	d := ErrorDetail{Code: code, Message: err.Error()}
+	d := wire.ErrorDetail{Code: code, Message: err.Error()}
 	var oe *abacus.OpError
 	if errors.As(err, &oe) {
 		d.Holder = oe.Holder
@@ -85,7 +86,7 @@ func (h *Handler) writeError(w http.ResponseWriter, err error, write bool) {
 	if status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE")
 	}
-	writeJSON(w, status, ErrorBody{Error: d})
+	writeJSON(w, status, wire.ErrorBody{Error: d})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -121,6 +122,22 @@ func (q *request) readBody(v any, optional bool) error {
 	}
 	if err := decodeJSON(b, v); err != nil {
 		return invalid("request body: %s", jsonMessage(err))
+	}
+	return nil
+}
+
+// decodeJSON reads one JSON value into v: unknown fields, trailing data and
+// type mismatches are errors.
+func decodeJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	// Only whitespace may follow the value: anything else, even a stray
+	// closing bracket or brace, is trailing data.
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("trailing data after the JSON value")
 	}
 	return nil
 }
@@ -179,7 +196,7 @@ func (q *request) name(i int) (string, error) {
 // integers, so any other string names no instance: 404 not_found, as an
 // unknown number is.
 func (q *request) id(i int) (uint64, error) {
-	v, err := ParseID(q.params[i])
+	v, err := wire.ParseID(q.params[i])
 	if err != nil || v == 0 {
 		return 0, refusal(errcode.ErrNotFound, fmt.Sprintf("no instance %q (ids are positive decimal integers)", q.params[i]))
 	}
@@ -190,7 +207,7 @@ func (q *request) id(i int) (uint64, error) {
 // or its place in a client session (the Abacus-Session, Abacus-Seq and
 // Abacus-Ack headers), or none.
 func (q *request) writeOptions() ([]abacus.Option, error) {
-	k := q.r.Header.Get("Idempotency-Key")
+	k := q.r.Header.Get(wire.IdempotencyKeyHeader)
 	sess, err := q.session()
 	switch {
 	case err != nil:

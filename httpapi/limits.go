@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/abacuskit/abacus/errcode"
+	"github.com/abacuskit/abacus/httpapi/wire"
 )
 
 // MaxHeaderBytes bounds a request's line and header fields (method, URL,
@@ -99,7 +100,7 @@ func rewriteServerError(p []byte) ([]byte, bool) {
 	if code == http.StatusRequestHeaderFieldsTooLarge {
 		msg = fmt.Sprintf("request line and header fields over %d bytes", ServerMaxHeaderBytes)
 	}
-	b, err := json.Marshal(ErrorBody{Error: ErrorDetail{Code: errcode.Name(errcode.ErrInvalidArgument), Message: msg}})
+	b, err := json.Marshal(wire.ErrorBody{Error: wire.ErrorDetail{Code: errcode.Name(errcode.ErrInvalidArgument), Message: msg}})
 	if err != nil {
 		return nil, false
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/client"
-	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/jepsen/internal/check"
 	"github.com/abacuskit/abacus/jepsen/internal/history"
 	"github.com/abacuskit/abacus/jepsen/internal/report"
@@ -418,7 +418,7 @@ func instancesEnded(ctx context.Context, cl *Cluster, names []string, limit time
 	var unread, residues int
 	for _, n := range cl.nodes {
 		for _, name := range names {
-			var last *httpapi.GetResponse
+			var last *wire.GetResponse
 			var lastErr error
 			for {
 				rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
@@ -499,7 +499,7 @@ func finalReads(ctx context.Context, cl *Cluster, names []string) ([]check.Final
 	var finals []check.FinalRead
 	for _, n := range cl.nodes {
 		for _, name := range names {
-			var res httpapi.GetResponse
+			var res wire.GetResponse
 			err := retry(ctx, 5*time.Second, func(ctx context.Context) error {
 				var err error
 				res, err = n.admin.Get(ctx, name, client.Stale())

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/client"
-	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/errcode"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/jepsen/internal/history"
 )
 
@@ -133,7 +134,7 @@ func classify(err error) (history.Outcome, history.Output, string) {
 		case history.CodeOverflow, history.CodeUnderflow, history.CodeOutOfRange, history.CodeLockHeld,
 			history.CodeStaleToken, history.CodeLeaseExpired, history.CodeNotFound, history.CodeInvalidArgument:
 			return history.Ok, history.Output{Error: ce.Code, Holder: ce.Holder}, ""
-		case "unavailable":
+		case errcode.Name(errcode.ErrUnavailable):
 			return history.Fail, history.Output{}, err.Error()
 		}
 	}
@@ -331,10 +332,10 @@ func (w *worker) runInstances() {
 	for !w.stop.Load() {
 		// once calls fn synchronously; id is the registered instance
 		// whenever the outcome is Ok without a refusal (err was nil).
-		var id httpapi.ID
+		var id wire.ID
 		o, out := w.once(history.InstanceCreate, "", history.Input{TTLMillis: ttl.Milliseconds()}, func(ctx context.Context) (history.Output, error) {
 			raw, err := w.c.RegisterInstance(ctx, ttl)
-			id = httpapi.ID(raw)
+			id = wire.ID(raw)
 			return history.Output{Instance: id.String()}, err
 		})
 		if o != history.Ok || out.Error != "" {
@@ -346,7 +347,7 @@ func (w *worker) runInstances() {
 }
 
 // live runs one instance's life.
-func (w *worker) live(id httpapi.ID, sid string) {
+func (w *worker) live(id wire.ID, sid string) {
 	ttl := w.wl.InstanceTTL
 	for n := 2 + w.rng.IntN(6); n > 0 && !w.stop.Load(); n-- {
 		name := instanceCounter(w.rng.IntN(w.wl.InstanceCounters))
