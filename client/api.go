@@ -28,32 +28,32 @@ type callOpts struct {
 	key      string
 }
 
-// Min makes an add conditional: refused (out_of_range) below min.
-func Min(v int64) CallOption { return func(o *callOpts) { o.min = &v } }
+// WithMin makes an add conditional: refused (out_of_range) below min.
+func WithMin(v int64) CallOption { return func(o *callOpts) { o.min = &v } }
 
-// Max makes an add conditional: refused (out_of_range) above max.
-func Max(v int64) CallOption { return func(o *callOpts) { o.max = &v } }
+// WithMax makes an add conditional: refused (out_of_range) above max.
+func WithMax(v int64) CallOption { return func(o *callOpts) { o.max = &v } }
 
-// Fence guards a write with a lock's fencing token.
-func Fence(lock string, token uint64) CallOption {
+// WithFence guards a write with a lock's fencing token.
+func WithFence(lock string, token uint64) CallOption {
 	return func(o *callOpts) { o.fence = &wire.Fence{Lock: lock, Token: token} }
 }
 
-// Instance makes a counter call act on an instance's slice (and report it
+// WithInstance makes a counter call act on an instance's slice (and report it
 // as InstanceValue).
-func Instance(id uint64) CallOption { return func(o *callOpts) { o.instance = id } }
+func WithInstance(id uint64) CallOption { return func(o *callOpts) { o.instance = id } }
 
-// Expiry gives an add an expiry window (see abacus.WithExpiry).
-func Expiry(d time.Duration) CallOption { return func(o *callOpts) { o.expiry = d } }
+// WithExpiry gives an add an expiry window (see abacus.WithExpiry).
+func WithExpiry(d time.Duration) CallOption { return func(o *callOpts) { o.expiry = d } }
 
-// Stale reads from the answering node's local state.
-func Stale() CallOption { return func(o *callOpts) { o.stale = true } }
+// WithStale reads from the answering node's local state.
+func WithStale() CallOption { return func(o *callOpts) { o.stale = true } }
 
-// IdempotencyKey sets a write's Idempotency-Key: the write runs once per
+// WithIdempotencyKey sets a write's Idempotency-Key: the write runs once per
 // key (for the node's key TTL, at least 10 minutes) instead of in the
 // client's session. With WithoutRetries a write carries neither unless a
 // key is given this way.
-func IdempotencyKey(k string) CallOption { return func(o *callOpts) { o.key = k } }
+func WithIdempotencyKey(k string) CallOption { return func(o *callOpts) { o.key = k } }
 
 func collect(opts []CallOption) callOpts {
 	var o callOpts
@@ -88,7 +88,7 @@ func (c *Client) Add(ctx context.Context, name string, delta int64, opts ...Call
 	return out, err
 }
 
-// Get reads counter name, linearizably unless Stale is given.
+// Get reads counter name, linearizably unless WithStale is given.
 func (c *Client) Get(ctx context.Context, name string, opts ...CallOption) (wire.GetResponse, error) {
 	o := collect(opts)
 	q := url.Values{}

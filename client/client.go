@@ -11,7 +11,7 @@
 // 15 minutes, or evicted) before anything could have applied, the client
 // opens another and carries on; if that happens after an attempt whose
 // outcome was unknown, the call fails with ErrIndeterminate and is not run
-// again. IdempotencyKey replaces the session with a key of the caller's
+// again. WithIdempotencyKey replaces the session with a key of the caller's
 // own for one call. WithoutRetries turns all of that off for
 // callers that must see every outcome, such as a fault-injection harness:
 // each call is then one attempt against one endpoint, and its error says

@@ -62,10 +62,10 @@ func TestCounters(t *testing.T) {
 	if r, err := c.Get(ctx, "a/b"); err != nil || r.Value != 5 || !r.Exists {
 		t.Fatalf("get: %+v %v", r, err)
 	}
-	if r, err := c.Get(ctx, "a/b", client.Stale()); err != nil || r.Value != 5 {
+	if r, err := c.Get(ctx, "a/b", client.WithStale()); err != nil || r.Value != 5 {
 		t.Fatalf("stale get: %+v %v", r, err)
 	}
-	_, err = c.Add(ctx, "a/b", 1, client.Max(5))
+	_, err = c.Add(ctx, "a/b", 1, client.WithMax(5))
 	var apiErr *client.Error
 	if !errors.Is(err, client.ErrOutOfRange) || !errors.Is(err, abacus.ErrOutOfRange) || !errors.As(err, &apiErr) || apiErr.Status != 409 {
 		t.Fatalf("bounded add: %v", err)
@@ -232,13 +232,13 @@ func TestLocksAndInstances(t *testing.T) {
 	if info, err := c.GetLock(ctx, "L"); err != nil || !info.Held || info.Holder != "w1" || info.Token != got.Token {
 		t.Fatalf("get lock: %+v %v", info, err)
 	}
-	if _, err := c.Add(ctx, "fenced", 1, client.Fence("L", got.Token)); err != nil {
+	if _, err := c.Add(ctx, "fenced", 1, client.WithFence("L", got.Token)); err != nil {
 		t.Fatalf("fenced add: %v", err)
 	}
 	if err := c.ReleaseLock(ctx, "L", got.Token); err != nil {
 		t.Fatalf("release: %v", err)
 	}
-	if _, err := c.Add(ctx, "fenced", 1, client.Fence("L", got.Token)); !errors.Is(err, client.ErrStaleToken) {
+	if _, err := c.Add(ctx, "fenced", 1, client.WithFence("L", got.Token)); !errors.Is(err, client.ErrStaleToken) {
 		t.Fatalf("fenced add after release: %v", err)
 	}
 	if _, err := c.KeepAliveLock(ctx, "L", got.Token); !errors.Is(err, client.ErrStaleToken) {
@@ -249,7 +249,7 @@ func TestLocksAndInstances(t *testing.T) {
 	if err != nil || id == 0 {
 		t.Fatalf("register: %d %v", id, err)
 	}
-	if r, err := c.Add(ctx, "conns", 2, client.Instance(id)); err != nil || r.Value != 2 || r.InstanceValue == nil || *r.InstanceValue != 2 {
+	if r, err := c.Add(ctx, "conns", 2, client.WithInstance(id)); err != nil || r.Value != 2 || r.InstanceValue == nil || *r.InstanceValue != 2 {
 		t.Fatalf("instance add: %+v %v", r, err)
 	}
 	if _, err := c.Add(ctx, "conns", 1); err != nil {

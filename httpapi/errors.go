@@ -175,7 +175,7 @@ func (q *request) consistency() ([]abacus.Option, error) {
 	case "", "linearizable":
 		return nil, nil
 	case "stale":
-		return []abacus.Option{abacus.Stale()}, nil
+		return []abacus.Option{abacus.WithStale()}, nil
 	default:
 		return nil, invalid("unknown consistency %q: want linearizable or stale", c)
 	}

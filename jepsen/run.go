@@ -384,7 +384,7 @@ func recovered(ctx context.Context, cl *Cluster, limit time.Duration) check.Resu
 	for _, n := range cl.nodes {
 		t0 := time.Now()
 		err := retry(ctx, limit-time.Since(start), func(ctx context.Context) error {
-			_, err := n.admin.Add(ctx, ProbeCounter, 1, client.IdempotencyKey(newKey()))
+			_, err := n.admin.Add(ctx, ProbeCounter, 1, client.WithIdempotencyKey(newKey()))
 			return err
 		})
 		if err != nil {
@@ -422,7 +422,7 @@ func instancesEnded(ctx context.Context, cl *Cluster, names []string, limit time
 			var lastErr error
 			for {
 				rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-				r, err := n.admin.Get(rctx, name, client.Stale())
+				r, err := n.admin.Get(rctx, name, client.WithStale())
 				rcancel()
 				if err == nil {
 					last, lastErr = &r, nil
@@ -502,7 +502,7 @@ func finalReads(ctx context.Context, cl *Cluster, names []string) ([]check.Final
 			var res wire.GetResponse
 			err := retry(ctx, 5*time.Second, func(ctx context.Context) error {
 				var err error
-				res, err = n.admin.Get(ctx, name, client.Stale())
+				res, err = n.admin.Get(ctx, name, client.WithStale())
 				return err
 			})
 			if err != nil {

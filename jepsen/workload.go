@@ -197,7 +197,7 @@ func (w *worker) runCounters() {
 			var opts []client.CallOption
 			if i == 0 && w.wl.QuotaMax > 0 {
 				in.Max = history.Int64(w.wl.QuotaMax)
-				opts = append(opts, client.Max(w.wl.QuotaMax))
+				opts = append(opts, client.WithMax(w.wl.QuotaMax))
 			}
 			w.add(name, in, opts...)
 		case i < w.wl.AddOnly:
@@ -207,7 +207,7 @@ func (w *worker) runCounters() {
 		case r < 0.40:
 			v := w.rng.Int64N(20)
 			w.write(history.Set, name, history.Input{Value: v}, func(ctx context.Context, k string) (history.Output, error) {
-				res, err := w.c.Set(ctx, name, v, client.IdempotencyKey(k))
+				res, err := w.c.Set(ctx, name, v, client.WithIdempotencyKey(k))
 				return history.Output{Previous: res.Previous, Value: res.Value}, err
 			})
 		case r < 0.60:
@@ -217,7 +217,7 @@ func (w *worker) runCounters() {
 			}
 			nv := w.rng.Int64N(20)
 			o, out := w.write(history.CAS, name, history.Input{Old: old, New: nv}, func(ctx context.Context, k string) (history.Output, error) {
-				res, err := w.c.CompareAndSet(ctx, name, old, nv, client.IdempotencyKey(k))
+				res, err := w.c.CompareAndSet(ctx, name, old, nv, client.WithIdempotencyKey(k))
 				return history.Output{Swapped: res.Swapped, Value: res.Value}, err
 			})
 			if o == history.Ok && out.Error == "" {
@@ -225,7 +225,7 @@ func (w *worker) runCounters() {
 			}
 		case r < 0.64:
 			w.write(history.Delete, name, history.Input{}, func(ctx context.Context, k string) (history.Output, error) {
-				res, err := w.c.Delete(ctx, name, client.IdempotencyKey(k))
+				res, err := w.c.Delete(ctx, name, client.WithIdempotencyKey(k))
 				return history.Output{Previous: res.Previous}, err
 			})
 		default:
@@ -237,7 +237,7 @@ func (w *worker) runCounters() {
 
 func (w *worker) add(name string, in history.Input, opts ...client.CallOption) (history.Outcome, history.Output) {
 	return w.write(history.Add, name, in, func(ctx context.Context, k string) (history.Output, error) {
-		res, err := w.c.Add(ctx, name, in.Delta, append(opts, client.IdempotencyKey(k))...)
+		res, err := w.c.Add(ctx, name, in.Delta, append(opts, client.WithIdempotencyKey(k))...)
 		return history.Output{Value: res.Value}, err
 	})
 }
@@ -302,7 +302,7 @@ func (w *worker) hold(lock string, token uint64) {
 			time.Sleep(w.wl.LockTTL / 5)
 		}
 		o, out := w.write(history.Add, name, history.Input{Delta: 1, Fence: fence}, func(ctx context.Context, k string) (history.Output, error) {
-			res, err := w.c.Add(ctx, name, 1, client.Fence(lock, token), client.IdempotencyKey(k))
+			res, err := w.c.Add(ctx, name, 1, client.WithFence(lock, token), client.WithIdempotencyKey(k))
 			return history.Output{Value: res.Value}, err
 		})
 		if o == history.Ok && out.Error != "" {
@@ -353,7 +353,7 @@ func (w *worker) live(id wire.ID, sid string) {
 		name := instanceCounter(w.rng.IntN(w.wl.InstanceCounters))
 		delta := 1 + w.rng.Int64N(3)
 		o, out := w.write(history.Add, name, history.Input{Delta: delta, Instance: sid}, func(ctx context.Context, k string) (history.Output, error) {
-			res, err := w.c.Add(ctx, name, delta, client.Instance(uint64(id)), client.IdempotencyKey(k))
+			res, err := w.c.Add(ctx, name, delta, client.WithInstance(uint64(id)), client.WithIdempotencyKey(k))
 			r := history.Output{Value: res.Value}
 			if res.InstanceValue != nil {
 				r.InstanceValue = *res.InstanceValue

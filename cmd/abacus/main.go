@@ -488,14 +488,14 @@ func (c *cli) add(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, client.Min(v))
+		opts = append(opts, client.WithMin(v))
 	}
 	if *max != "" {
 		v, err := parseInt("--max", *max)
 		if err != nil {
 			return err
 		}
-		opts = append(opts, client.Max(v))
+		opts = append(opts, client.WithMax(v))
 	}
 	r, err := c.c.Add(ctx, pos[0], delta, opts...)
 	if err != nil {
@@ -513,7 +513,7 @@ func (c *cli) get(ctx context.Context, args []string) error {
 	}
 	var opts []client.CallOption
 	if *stale {
-		opts = append(opts, client.Stale())
+		opts = append(opts, client.WithStale())
 	}
 	r, err := c.c.Get(ctx, pos[0], opts...)
 	if err != nil {
