@@ -48,7 +48,8 @@
 //
 // Reads are linearizable by default: the leader serves them from memory
 // while it holds a leader lease, otherwise after confirming its
-// leadership with a quorum. Stale reads any node's local state at once.
+// leadership with a quorum. A read made WithStale reads any node's local
+// state at once.
 //
 // # Leases, locks and fencing
 //
@@ -67,7 +68,14 @@
 // Errors wrap sentinels (ErrOverflow, ErrStaleToken, ErrLockHeld,
 // ErrUnavailable, ...) for errors.Is. A command the state machine refused
 // is an *OpError carrying its Code, the failing index of a batch, and the
-// holder of a held lock.
+// holder of a held lock. The sentinels and codes are package errcode's,
+// re-exported here, so they match package client's too.
+//
+// # Options
+//
+// Every per-call option is a With function (WithMin, WithMax, WithFence,
+// WithInstance, WithExpiry, WithStale, WithIdempotencyKey, WithSession);
+// package client spells its call options the same way.
 //
 // # Architecture
 //

@@ -1,155 +1,91 @@
 package abacus
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/abacuskit/abacus/errcode"
 )
 
 // Sentinel errors. Every error abacus returns wraps one of these, so callers
-// test for them with errors.Is.
+// test for them with errors.Is. They are package errcode's own values
+// (documented there), so errors.Is matches them against errcode's and package
+// client's sentinels too.
 var (
-	// ErrInvalidArgument reports a malformed command: a bad name, a missing or
-	// out-of-range field, an empty or oversized batch. Nothing was applied.
-	ErrInvalidArgument = errors.New("abacus: invalid argument")
-	// ErrOverflow reports an add that would exceed the int64 range. Nothing changed.
-	ErrOverflow = errors.New("abacus: counter overflow")
-	// ErrUnderflow reports an add that would fall below the int64 range. Nothing changed.
-	ErrUnderflow = errors.New("abacus: counter underflow")
+	// ErrInvalidArgument reports a malformed command. Nothing was applied.
+	ErrInvalidArgument = errcode.ErrInvalidArgument
+	// ErrOverflow reports an add that would exceed the int64 range.
+	ErrOverflow = errcode.ErrOverflow
+	// ErrUnderflow reports an add that would fall below the int64 range.
+	ErrUnderflow = errcode.ErrUnderflow
 	// ErrOutOfRange reports an add whose result would leave the bounds the
-	// caller gave (Min/Max). Nothing changed.
-	ErrOutOfRange = errors.New("abacus: result out of range")
+	// caller gave (WithMin, WithMax). Nothing changed.
+	ErrOutOfRange = errcode.ErrOutOfRange
 	// ErrMismatch reports a compare-and-set inside a batch whose expected
-	// value did not match, which aborts the batch. (A lone compare-and-set
-	// reports a mismatch as Swapped == false, not as an error.)
-	ErrMismatch = errors.New("abacus: compare-and-set mismatch")
+	// value did not match, which aborts the batch.
+	ErrMismatch = errcode.ErrMismatch
 	// ErrStaleToken reports a fenced write or a release whose fencing token no
-	// longer holds the lock. Nothing changed.
-	ErrStaleToken = errors.New("abacus: stale fencing token")
+	// longer holds the lock.
+	ErrStaleToken = errcode.ErrStaleToken
 	// ErrLockHeld reports a lock held by another holder.
-	ErrLockHeld = errors.New("abacus: lock held")
+	ErrLockHeld = errcode.ErrLockHeld
 	// ErrNotFound reports an unknown lease or instance id.
-	ErrNotFound = errors.New("abacus: not found")
+	ErrNotFound = errcode.ErrNotFound
 	// ErrLeaseExpired reports an operation on a lease that has ended.
-	ErrLeaseExpired = errors.New("abacus: lease expired")
-	// ErrStaleSequence reports a proposal whose sequence number the client has
-	// already acknowledged: it is a replay, and it was not applied again.
-	ErrStaleSequence = errors.New("abacus: sequence already acknowledged")
+	ErrLeaseExpired = errcode.ErrLeaseExpired
+	// ErrStaleSequence reports a replay of an already acknowledged sequence
+	// number; it was not applied again.
+	ErrStaleSequence = errcode.ErrStaleSequence
 	// ErrSessionExpired reports a proposal from a client session the state
-	// machine has forgotten (idle too long, or evicted to bound memory). Its
-	// outcome cannot be deduplicated, so it was not applied.
-	ErrSessionExpired = errors.New("abacus: client session expired")
+	// machine has forgotten; it was not applied.
+	ErrSessionExpired = errcode.ErrSessionExpired
 	// ErrTooManyInFlight reports a client with more unacknowledged proposals
 	// than the exactly-once window allows. Nothing was applied.
-	ErrTooManyInFlight = errors.New("abacus: too many unacknowledged proposals")
+	ErrTooManyInFlight = errcode.ErrTooManyInFlight
 	// ErrLimitReached reports a command refused because the state it would
 	// add is at a configured bound (FSMOptions: counters, leases, locks,
-	// idempotency keys). Nothing changed; it may succeed once state is
-	// removed or has expired.
-	ErrLimitReached = errors.New("abacus: limit reached")
+	// idempotency keys). Nothing changed.
+	ErrLimitReached = errcode.ErrLimitReached
 	// ErrUnavailable reports that a request was definitely not applied: no
 	// quorum, no leader, or the node is shutting down. It is safe to retry.
-	ErrUnavailable = errors.New("abacus: unavailable")
+	ErrUnavailable = errcode.ErrUnavailable
 	// ErrIndeterminate reports that the outcome of a write is unknown: it may
-	// or may not have been applied (for example, the context ended while the
-	// proposal was in flight).
-	ErrIndeterminate = errors.New("abacus: outcome indeterminate")
+	// or may not have been applied.
+	ErrIndeterminate = errcode.ErrIndeterminate
 	// ErrClosed reports a call on a closed node.
-	ErrClosed = errors.New("abacus: node closed")
+	ErrClosed = errcode.ErrClosed
 	// ErrNoLeader reports an election (Election.Leader) nobody leads.
-	ErrNoLeader = errors.New("abacus: election has no leader")
+	ErrNoLeader = errcode.ErrNoLeader
 	// ErrPermissionDenied reports a request refused because its client's
-	// role does not allow it (the HTTP API's 403 permission_denied). Nothing
-	// was applied.
-	ErrPermissionDenied = errors.New("abacus: permission denied")
+	// role does not allow it. Nothing was applied.
+	ErrPermissionDenied = errcode.ErrPermissionDenied
 	// ErrCorrupt reports an encoded command, result or snapshot that fails to
 	// decode or to verify.
-	ErrCorrupt = errors.New("abacus: corrupt data")
+	ErrCorrupt = errcode.ErrCorrupt
 )
 
 // Code is the deterministic, replicated form of an error: the state machine
 // records codes, never Go error values, so that results encode to the same
-// bytes on every replica.
-type Code uint8
+// bytes on every replica. Its methods and its names are package errcode's.
+type Code = errcode.Code
 
-// Codes, in the order they were introduced. The numbering is part of the
-// encoding: never renumber.
+// Codes. The numbering is part of the encoding: never renumber.
 const (
-	CodeOK Code = iota
-	CodeInvalidArgument
-	CodeOverflow
-	CodeUnderflow
-	CodeOutOfRange
-	CodeStaleToken
-	CodeLockHeld
-	CodeNotFound
-	CodeLeaseExpired
-	CodeStaleSequence
-	CodeSessionExpired
-	CodeTooManyInFlight
-	CodeMismatch
-	CodeLimitReached
-	codeLimit // first unused value
+	CodeOK              = errcode.CodeOK
+	CodeInvalidArgument = errcode.CodeInvalidArgument
+	CodeOverflow        = errcode.CodeOverflow
+	CodeUnderflow       = errcode.CodeUnderflow
+	CodeOutOfRange      = errcode.CodeOutOfRange
+	CodeStaleToken      = errcode.CodeStaleToken
+	CodeLockHeld        = errcode.CodeLockHeld
+	CodeNotFound        = errcode.CodeNotFound
+	CodeLeaseExpired    = errcode.CodeLeaseExpired
+	CodeStaleSequence   = errcode.CodeStaleSequence
+	CodeSessionExpired  = errcode.CodeSessionExpired
+	CodeTooManyInFlight = errcode.CodeTooManyInFlight
+	CodeMismatch        = errcode.CodeMismatch
+	CodeLimitReached    = errcode.CodeLimitReached
+	codeLimit           = CodeLimitReached + 1 // first unused value
 )
-
-var codeErrors = [codeLimit]error{
-	CodeOK:              nil,
-	CodeInvalidArgument: ErrInvalidArgument,
-	CodeOverflow:        ErrOverflow,
-	CodeUnderflow:       ErrUnderflow,
-	CodeOutOfRange:      ErrOutOfRange,
-	CodeStaleToken:      ErrStaleToken,
-	CodeLockHeld:        ErrLockHeld,
-	CodeNotFound:        ErrNotFound,
-	CodeLeaseExpired:    ErrLeaseExpired,
-	CodeStaleSequence:   ErrStaleSequence,
-	CodeSessionExpired:  ErrSessionExpired,
-	CodeTooManyInFlight: ErrTooManyInFlight,
-	CodeMismatch:        ErrMismatch,
-	CodeLimitReached:    ErrLimitReached,
-}
-
-// Err returns the sentinel error for c, or nil for CodeOK.
-func (c Code) Err() error {
-	if c < codeLimit {
-		return codeErrors[c]
-	}
-	return ErrCorrupt
-}
-
-// String returns the code's name as the HTTP API spells it.
-func (c Code) String() string {
-	switch c {
-	case CodeOK:
-		return "ok"
-	case CodeInvalidArgument:
-		return "invalid_argument"
-	case CodeOverflow:
-		return "overflow"
-	case CodeUnderflow:
-		return "underflow"
-	case CodeOutOfRange:
-		return "out_of_range"
-	case CodeStaleToken:
-		return "stale_token"
-	case CodeLockHeld:
-		return "lock_held"
-	case CodeNotFound:
-		return "not_found"
-	case CodeLeaseExpired:
-		return "lease_expired"
-	case CodeStaleSequence:
-		return "stale_sequence"
-	case CodeSessionExpired:
-		return "session_expired"
-	case CodeTooManyInFlight:
-		return "too_many_in_flight"
-	case CodeMismatch:
-		return "cas_mismatch"
-	case CodeLimitReached:
-		return "limit_reached"
-	}
-	return fmt.Sprintf("code(%d)", uint8(c))
-}
 
 // OpError is the error a refused command returns. It wraps the sentinel for
 // its Code, so errors.Is(err, ErrOverflow) and friends work, and it carries

@@ -17,7 +17,7 @@ import (
 // application. Every method may be called on any node and from any number
 // of goroutines: a follower forwards to the leader. Writes are applied
 // exactly once, even when the node retries them after a lost leader or a
-// timeout; reads are linearizable unless the Stale option says otherwise.
+// timeout; reads are linearizable unless the WithStale option says otherwise.
 type Node struct {
 	cfg   Config
 	log   *slog.Logger
@@ -157,7 +157,7 @@ func (n *Node) Add(ctx context.Context, name string, delta int64, opts ...Option
 }
 
 // Get reads counter name: linearizably by default, from local state with
-// Stale. A counter never written reads as 0 with Exists false.
+// WithStale. A counter never written reads as 0 with Exists false.
 func (n *Node) Get(ctx context.Context, name string, opts ...Option) (Counter, error) {
 	r, err := n.Do(ctx, Command{Op: OpGet, Name: name}, opts...)
 	return Counter{Value: r.Value, Mine: r.Mine, Exists: r.Exists, Revision: r.Revision}, err

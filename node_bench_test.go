@@ -179,7 +179,7 @@ func BenchmarkGetStale(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
 		for pb.Next() {
-			if _, err := n.Get(ctx, "warm", abacus.Stale()); err != nil {
+			if _, err := n.Get(ctx, "warm", abacus.WithStale()); err != nil {
 				b.Error(err)
 				return
 			}

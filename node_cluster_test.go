@@ -167,7 +167,7 @@ func TestClusterRetryAppliesOnce(t *testing.T) {
 	}
 	// Every add reaches the leader's state machine, but no reply has left.
 	c.Eventually(10*time.Second, "the adds applied on the leader", func() bool {
-		got, _ := c.Nodes[leader].Get(ctx, "x", abacus.Stale())
+		got, _ := c.Nodes[leader].Get(ctx, "x", abacus.WithStale())
 		return got.Value == calls
 	})
 	if n := rec.Count("retrying proposal"); n != retriesBefore {

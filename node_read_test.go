@@ -96,7 +96,7 @@ func TestPartitionedLeaderServesNoStaleRead(t *testing.T) {
 	if !errors.Is(err, abacus.ErrUnavailable) {
 		t.Errorf("linearizable read on the isolated former leader: %+v, %v; want ErrUnavailable", got, err)
 	}
-	if got, err := oldNode.Get(ctx, "x", abacus.Stale()); err != nil || got.Value != 1 {
+	if got, err := oldNode.Get(ctx, "x", abacus.WithStale()); err != nil || got.Value != 1 {
 		t.Errorf("stale read on the isolated former leader: %+v %v; want the old value 1", got, err)
 	}
 	if err := oldNode.Faults().Heal(); err != nil {

@@ -86,7 +86,7 @@ func TestClusterRogueCertificate(t *testing.T) {
 			t.Errorf("%s through the rogue node took %v with a 500ms deadline", call.name, took)
 		}
 	}
-	if got, _ := c.Nodes[rogue].Get(ctx, "good", abacus.Stale()); got.Exists {
+	if got, _ := c.Nodes[rogue].Get(ctx, "good", abacus.WithStale()); got.Exists {
 		t.Errorf("the rogue node received state: %+v", got)
 	}
 	if st := c.Nodes[rogue].Status(); st.State == "leader" || st.Leader != "" {

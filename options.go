@@ -47,9 +47,9 @@ func WithInstance(id uint64) Option { return func(o *callOptions) { o.instance =
 // Add(ctx, key, 1, WithMax(limit), WithExpiry(window)).
 func WithExpiry(d time.Duration) Option { return func(o *callOptions) { o.expiry = d } }
 
-// Stale lets a read be served from this node's local state at once,
+// WithStale lets a read be served from this node's local state at once,
 // without confirming it is current.
-func Stale() Option { return func(o *callOptions) { o.stale = true } }
+func WithStale() Option { return func(o *callOptions) { o.stale = true } }
 
 // WithIdempotencyKey makes a write idempotent across retries from outside
 // the process (such as HTTP clients): a retry with the same key returns the

@@ -122,7 +122,7 @@ func (n *Node) giveUp(uncertain bool, cause error) error {
 }
 
 // read runs a read-only command linearizably, retrying while no leader can
-// serve it, or from local state with the Stale option.
+// serve it, or from local state with the WithStale option.
 func (n *Node) read(ctx context.Context, cmd Command, stale bool) (Result, error) {
 	if stale {
 		return n.fsm.Read(cmd), nil

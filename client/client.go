@@ -11,7 +11,7 @@
 // 15 minutes, or evicted) before anything could have applied, the client
 // opens another and carries on; if that happens after an attempt whose
 // outcome was unknown, the call fails with ErrIndeterminate and is not run
-// again. IdempotencyKey replaces the session with a key of the caller's
+// again. WithIdempotencyKey replaces the session with a key of the caller's
 // own for one call. WithoutRetries turns all of that off for
 // callers that must see every outcome, such as a fault-injection harness:
 // each call is then one attempt against one endpoint, and its error says
@@ -25,7 +25,9 @@
 //	}
 //
 // API errors are *Error values; errors.Is matches them against this
-// package's sentinels, which are the abacus package's own.
+// package's sentinels, which are package errcode's (and so package
+// abacus's) own. The client links neither the abacus server nor its
+// replication libraries: it imports only errcode and httpapi/wire.
 package client
 
 import (
@@ -46,29 +48,29 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/abacuskit/abacus"
-	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/errcode"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/sequence"
 )
 
-// Sentinel errors, the abacus package's own, so errors.Is works against
-// either. ErrUnavailable means definitely not applied; ErrIndeterminate
-// means the outcome is unknown.
+// Sentinel errors, package errcode's own (which package abacus re-exports),
+// so errors.Is works against any of them. ErrUnavailable means definitely
+// not applied; ErrIndeterminate means the outcome is unknown.
 var (
-	ErrInvalidArgument = abacus.ErrInvalidArgument
-	ErrNotFound        = abacus.ErrNotFound
-	ErrOverflow        = abacus.ErrOverflow
-	ErrUnderflow       = abacus.ErrUnderflow
-	ErrOutOfRange      = abacus.ErrOutOfRange
-	ErrLockHeld        = abacus.ErrLockHeld
-	ErrStaleToken      = abacus.ErrStaleToken
-	ErrLeaseExpired    = abacus.ErrLeaseExpired
-	ErrMismatch        = abacus.ErrMismatch
-	ErrLimitReached    = abacus.ErrLimitReached
-	ErrSessionExpired  = abacus.ErrSessionExpired
-	ErrStaleSequence   = abacus.ErrStaleSequence
-	ErrUnavailable     = abacus.ErrUnavailable
-	ErrIndeterminate   = abacus.ErrIndeterminate
+	ErrInvalidArgument = errcode.ErrInvalidArgument
+	ErrNotFound        = errcode.ErrNotFound
+	ErrOverflow        = errcode.ErrOverflow
+	ErrUnderflow       = errcode.ErrUnderflow
+	ErrOutOfRange      = errcode.ErrOutOfRange
+	ErrLockHeld        = errcode.ErrLockHeld
+	ErrStaleToken      = errcode.ErrStaleToken
+	ErrLeaseExpired    = errcode.ErrLeaseExpired
+	ErrMismatch        = errcode.ErrMismatch
+	ErrLimitReached    = errcode.ErrLimitReached
+	ErrSessionExpired  = errcode.ErrSessionExpired
+	ErrStaleSequence   = errcode.ErrStaleSequence
+	ErrUnavailable     = errcode.ErrUnavailable
+	ErrIndeterminate   = errcode.ErrIndeterminate
 	// ErrProtocol reports a reply that is not what the API promises.
 	ErrProtocol = errors.New("client: unexpected reply")
 )
@@ -77,26 +79,19 @@ var (
 // permission_denied) because the role of the client's certificate does not
 // allow it. It is a definite answer: the client does not retry it
 // elsewhere, and nothing was applied.
-var ErrPermissionDenied = abacus.ErrPermissionDenied
+var ErrPermissionDenied = errcode.ErrPermissionDenied
 
-var codeSentinels = map[string]error{
-	"invalid_argument": ErrInvalidArgument,
-	"not_found":        ErrNotFound,
-	"overflow":         ErrOverflow,
-	"underflow":        ErrUnderflow,
-	"out_of_range":     ErrOutOfRange,
-	"lock_held":        ErrLockHeld,
-	"stale_token":      ErrStaleToken,
-	"lease_expired":    ErrLeaseExpired,
-	"cas_mismatch":     ErrMismatch,
-	"limit_reached":    ErrLimitReached,
-	"session_expired":  ErrSessionExpired,
-	"stale_sequence":   ErrStaleSequence,
-	"unavailable":      ErrUnavailable,
-	"indeterminate":    ErrIndeterminate,
+// The codes the client gives the errors it makes itself, as errcode's table
+// names them.
+var (
+	codeInvalid       = errcode.Name(errcode.ErrInvalidArgument)
+	codeUnavailable   = errcode.Name(errcode.ErrUnavailable)
+	codeIndeterminate = errcode.Name(errcode.ErrIndeterminate)
+)
 
-	"permission_denied": ErrPermissionDenied,
-}
+// codeInternal is the code of a node's 500 reply, an error outside
+// errcode's table.
+const codeInternal = "internal"
 
 // Error is an error reply from a node, or a transport failure classified
 // as unavailable (not sent) or indeterminate (sent, no answer).
@@ -126,7 +121,7 @@ func (e *Error) Error() string {
 
 // Unwrap returns the sentinel error of the code, so errors.Is works.
 func (e *Error) Unwrap() error {
-	if s, ok := codeSentinels[e.Code]; ok {
+	if s, ok := errcode.ByName(e.Code); ok {
 		return s
 	}
 	return ErrProtocol
@@ -309,7 +304,7 @@ func (c *Client) inSession(ctx context.Context, cl call, payload []byte, start i
 		}
 		c.session.CompareAndSwap(s, nil)
 		if maybeApplied {
-			return &Error{Code: "indeterminate", Message: fmt.Sprintf("an earlier attempt may have applied and the session is gone: %v", err), Index: -1}
+			return &Error{Code: codeIndeterminate, Message: fmt.Sprintf("an earlier attempt may have applied and the session is gone: %v", err), Index: -1}
 		}
 		if restarts == 2 {
 			return err
@@ -330,7 +325,7 @@ func (c *Client) openSession(ctx context.Context) (*session, error) {
 	}
 	// Opening twice is harmless (an unused session expires), so the open
 	// is retried like a keyed write.
-	var out httpapi.SessionResponse
+	var out wire.SessionResponse
 	if err := c.do(ctx, call{method: "POST", path: "/v1/sessions", out: &out, kind: keyed, endpoint: -1}); err != nil {
 		return nil, err
 	}
@@ -409,12 +404,12 @@ func finalError(last, err error, maybeApplied bool) error {
 		if isErr {
 			ep = e.Endpoint
 		}
-		return &Error{Code: "indeterminate", Message: fmt.Sprintf("an earlier attempt may have applied; last: %v", last), Index: -1, Endpoint: ep}
+		return &Error{Code: codeIndeterminate, Message: fmt.Sprintf("an earlier attempt may have applied; last: %v", last), Index: -1, Endpoint: ep}
 	}
 	if isErr {
 		return last
 	}
-	return &Error{Code: "unavailable", Message: last.Error(), Index: -1}
+	return &Error{Code: codeUnavailable, Message: last.Error(), Index: -1}
 }
 
 // attemptOnce sends the call to one endpoint and classifies the outcome.
@@ -436,19 +431,19 @@ func (c *Client) attemptOnce(ctx context.Context, cl call, payload []byte, idx i
 	}
 	req, err := http.NewRequestWithContext(actx, cl.method, ep+cl.path, body)
 	if err != nil {
-		return &Error{Code: "invalid_argument", Message: err.Error(), Index: -1, Endpoint: ep}
+		return &Error{Code: codeInvalid, Message: err.Error(), Index: -1, Endpoint: ep}
 	}
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	if cl.key != "" {
-		req.Header.Set("Idempotency-Key", cl.key)
+		req.Header.Set(wire.IdempotencyKeyHeader, cl.key)
 	}
 	if cl.kind == sequenced {
-		req.Header.Set(httpapi.SessionHeader, cl.seq[0])
-		req.Header.Set(httpapi.SeqHeader, cl.seq[1])
-		req.Header.Set(httpapi.AckHeader, cl.seq[2])
+		req.Header.Set(wire.SessionHeader, cl.seq[0])
+		req.Header.Set(wire.SeqHeader, cl.seq[1])
+		req.Header.Set(wire.AckHeader, cl.seq[2])
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -473,24 +468,24 @@ func (c *Client) attemptOnce(ctx context.Context, cl call, payload []byte, idx i
 // transportError classifies a failed exchange: a request never written
 // definitely did not apply; one written and unanswered may have.
 func transportError(ep string, err error, wrote bool, k kind) error {
-	code := "unavailable"
+	code := codeUnavailable
 	if wrote && k != read {
-		code = "indeterminate"
+		code = codeIndeterminate
 	}
 	return &Error{Code: code, Message: err.Error(), Index: -1, Endpoint: ep}
 }
 
 func apiError(ep string, status int, b []byte) error {
-	var body httpapi.ErrorBody
+	var body wire.ErrorBody
 	if err := json.Unmarshal(b, &body); err != nil || body.Error.Code == "" {
-		code := "unavailable"
+		code := codeUnavailable
 		switch {
 		case status == http.StatusGatewayTimeout:
-			code = "indeterminate"
+			code = codeIndeterminate
 		case status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusBadGateway:
-			code = "internal"
+			code = codeInternal
 		case status < 500:
-			code = "invalid_argument"
+			code = codeInvalid
 		}
 		return &Error{Status: status, Code: code, Message: strings.TrimSpace(string(b)), Index: -1, Endpoint: ep}
 	}

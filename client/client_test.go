@@ -14,6 +14,7 @@ import (
 	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/client"
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/testcluster"
 )
 
@@ -61,10 +62,10 @@ func TestCounters(t *testing.T) {
 	if r, err := c.Get(ctx, "a/b"); err != nil || r.Value != 5 || !r.Exists {
 		t.Fatalf("get: %+v %v", r, err)
 	}
-	if r, err := c.Get(ctx, "a/b", client.Stale()); err != nil || r.Value != 5 {
+	if r, err := c.Get(ctx, "a/b", client.WithStale()); err != nil || r.Value != 5 {
 		t.Fatalf("stale get: %+v %v", r, err)
 	}
-	_, err = c.Add(ctx, "a/b", 1, client.Max(5))
+	_, err = c.Add(ctx, "a/b", 1, client.WithMax(5))
 	var apiErr *client.Error
 	if !errors.Is(err, client.ErrOutOfRange) || !errors.Is(err, abacus.ErrOutOfRange) || !errors.As(err, &apiErr) || apiErr.Status != 409 {
 		t.Fatalf("bounded add: %v", err)
@@ -82,7 +83,7 @@ func TestCounters(t *testing.T) {
 		t.Fatalf("cas: %+v %v", r, err)
 	}
 	one, old := int64(1), int64(99)
-	_, err = c.Batch(ctx, []httpapi.BatchOp{{Op: "add", Name: "x", Delta: &one}, {Op: "cas", Name: "a/b", Old: &old, New: &one}})
+	_, err = c.Batch(ctx, []wire.BatchOp{{Op: "add", Name: "x", Delta: &one}, {Op: "cas", Name: "a/b", Old: &old, New: &one}})
 	if !errors.Is(err, client.ErrMismatch) || !errors.As(err, &apiErr) || apiErr.Index != 1 {
 		t.Fatalf("batch with a mismatch: %v", err)
 	}
@@ -96,11 +97,11 @@ func TestCounters(t *testing.T) {
 	if err != nil || st.Leader != "n1" || len(st.Members) != 1 {
 		t.Fatalf("cluster: %+v %v", st, err)
 	}
-	events := make(chan httpapi.WatchEvent, 16)
+	events := make(chan wire.WatchEvent, 16)
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Watch(wctx, "w", func(ev httpapi.WatchEvent) error { events <- ev; return nil })
+		done <- c.Watch(wctx, "w", func(ev wire.WatchEvent) error { events <- ev; return nil })
 	}()
 	if ev := <-events; ev.Exists {
 		t.Fatalf("first event of a counter never written: %+v", ev)
@@ -164,7 +165,7 @@ func TestRetryIsExactlyOnce(t *testing.T) {
 			return
 		}
 		mu.Lock()
-		keys = append(keys, r.Header.Get(httpapi.SessionHeader)+"/"+r.Header.Get(httpapi.SeqHeader))
+		keys = append(keys, r.Header.Get(wire.SessionHeader)+"/"+r.Header.Get(wire.SeqHeader))
 		mu.Unlock()
 		api.ServeHTTP(httptest.NewRecorder(), r) // applied, reply lost
 		lost.Add(1)
@@ -231,13 +232,13 @@ func TestLocksAndInstances(t *testing.T) {
 	if info, err := c.GetLock(ctx, "L"); err != nil || !info.Held || info.Holder != "w1" || info.Token != got.Token {
 		t.Fatalf("get lock: %+v %v", info, err)
 	}
-	if _, err := c.Add(ctx, "fenced", 1, client.Fence("L", got.Token)); err != nil {
+	if _, err := c.Add(ctx, "fenced", 1, client.WithFence("L", got.Token)); err != nil {
 		t.Fatalf("fenced add: %v", err)
 	}
 	if err := c.ReleaseLock(ctx, "L", got.Token); err != nil {
 		t.Fatalf("release: %v", err)
 	}
-	if _, err := c.Add(ctx, "fenced", 1, client.Fence("L", got.Token)); !errors.Is(err, client.ErrStaleToken) {
+	if _, err := c.Add(ctx, "fenced", 1, client.WithFence("L", got.Token)); !errors.Is(err, client.ErrStaleToken) {
 		t.Fatalf("fenced add after release: %v", err)
 	}
 	if _, err := c.KeepAliveLock(ctx, "L", got.Token); !errors.Is(err, client.ErrStaleToken) {
@@ -248,7 +249,7 @@ func TestLocksAndInstances(t *testing.T) {
 	if err != nil || id == 0 {
 		t.Fatalf("register: %d %v", id, err)
 	}
-	if r, err := c.Add(ctx, "conns", 2, client.Instance(id)); err != nil || r.Value != 2 || r.InstanceValue == nil || *r.InstanceValue != 2 {
+	if r, err := c.Add(ctx, "conns", 2, client.WithInstance(id)); err != nil || r.Value != 2 || r.InstanceValue == nil || *r.InstanceValue != 2 {
 		t.Fatalf("instance add: %+v %v", r, err)
 	}
 	if _, err := c.Add(ctx, "conns", 1); err != nil {

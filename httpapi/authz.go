@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/abacuskit/abacus/errcode"
 )
 
 // Role is what a client may do through the HTTP API. Roles are ordered:
@@ -364,6 +366,6 @@ func (h *Handler) authorize(r *http.Request, rt *route) error {
 	if role == RoleNone {
 		has = "has no role on this node"
 	}
-	return &apiError{http.StatusForbidden, "permission_denied",
-		fmt.Sprintf("%s %s; %s %s needs %s", client, has, r.Method, r.URL.EscapedPath(), rt.need)}
+	return refusal(errcode.ErrPermissionDenied,
+		fmt.Sprintf("%s %s; %s %s needs %s", client, has, r.Method, r.URL.EscapedPath(), rt.need))
 }

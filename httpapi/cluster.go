@@ -10,21 +10,23 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus"
+	"github.com/abacuskit/abacus/errcode"
+	"github.com/abacuskit/abacus/httpapi/wire"
 )
 
-func (h *Handler) status() ClusterStatus {
+func (h *Handler) status() wire.ClusterStatus {
 	st := h.node.Status()
-	out := ClusterStatus{
+	out := wire.ClusterStatus{
 		Node: st.ID, Backend: st.Backend, State: st.State, Leader: st.Leader, Term: st.Term,
 		AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex,
-		Members: make([]MemberInfo, 0, len(st.Members)),
+		Members: make([]wire.MemberInfo, 0, len(st.Members)),
 	}
 	for _, m := range st.Members {
 		addr, _ := h.dir.Get(m.ID)
 		if addr == "" {
 			addr, _ = h.node.HTTPAddr(m.ID) // as the member advertises it
 		}
-		out.Members = append(out.Members, MemberInfo{ID: m.ID, PeerAddr: m.Addr, HTTPAddr: addr, Voter: m.Voter})
+		out.Members = append(out.Members, wire.MemberInfo{ID: m.ID, PeerAddr: m.Addr, HTTPAddr: addr, Voter: m.Voter})
 	}
 	return out
 }
@@ -39,14 +41,14 @@ func (h *Handler) state(*request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return StateResponse{AppliedIndex: s.Index(), Hash: hash}, nil
+	return wire.StateResponse{AppliedIndex: s.Index(), Hash: hash}, nil
 }
 
 // join adds a node (started with Config.Join) to the cluster and records
 // its HTTP address. The reply is the cluster status, HTTP addresses
 // included, so the new node learns them.
 func (h *Handler) join(q *request) (any, error) {
-	var body JoinRequest
+	var body wire.JoinRequest
 	if err := q.readBody(&body, false); err != nil {
 		return nil, err
 	}
@@ -82,28 +84,28 @@ func (h *Handler) removeMember(q *request) (any, error) {
 	}
 	h.dir.Delete(id)
 	h.log.Info("member removed", "id", id)
-	return Empty{}, nil
+	return wire.Empty{}, nil
 }
 
 func (h *Handler) transfer(q *request) (any, error) {
-	var body TransferRequest
+	var body wire.TransferRequest
 	if err := q.readBody(&body, true); err != nil {
 		return nil, err
 	}
 	if err := h.node.TransferLeadership(q.ctx, body.ID); err != nil {
 		return nil, err
 	}
-	return Empty{}, nil
+	return wire.Empty{}, nil
 }
 
-var errFaultsOff = &apiError{http.StatusForbidden, "permission_denied", "fault injection is not enabled on this node"}
+var errFaultsOff = refusal(errcode.ErrPermissionDenied, "fault injection is not enabled on this node")
 
 // adminFaults drives fault injection on a node started with it.
 func (h *Handler) adminFaults(q *request) (any, error) {
 	if !h.faults || !h.node.Faults().Enabled() {
 		return nil, errFaultsOff
 	}
-	var body FaultsRequest
+	var body wire.FaultsRequest
 	if err := q.readBody(&body, false); err != nil {
 		return nil, err
 	}
@@ -146,7 +148,7 @@ func (h *Handler) adminFaults(q *request) (any, error) {
 	}
 	h.log.Warn("faults injected", "heal", body.Heal, "partition", body.Partition, "isolate", body.Isolate,
 		"delay_ms", body.DelayMS, "loss", body.Loss, "clock_offset_ms", body.ClockOffsetMS)
-	return Empty{}, nil
+	return wire.Empty{}, nil
 }
 
 func (h *Handler) healthz(*request) (any, error) {
@@ -162,7 +164,7 @@ func (h *Handler) readyz(q *request) (any, error) {
 	ctx, cancel := context.WithTimeout(q.ctx, h.ready)
 	defer cancel()
 	if _, err := h.node.Get(ctx, readyProbe); err != nil {
-		return nil, &apiError{http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("not ready: %v", err)}
+		return nil, refusal(errcode.ErrUnavailable, fmt.Sprintf("not ready: %v", err))
 	}
 	return map[string]string{"status": "ready"}, nil
 }

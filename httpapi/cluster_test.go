@@ -9,6 +9,7 @@ import (
 
 	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/testcluster"
 )
 
@@ -57,7 +58,7 @@ func clusterAddrs(url string) (map[string]string, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var st httpapi.ClusterStatus
+	var st wire.ClusterStatus
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return nil, err
 	}

@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus"
+	"github.com/abacuskit/abacus/httpapi/wire"
 )
 
 // writeOpts returns the options of a counter write: fence, instance and
 // the Idempotency-Key header.
-func (q *request) writeOpts(f *Fence, instance ID) ([]abacus.Option, error) {
+func (q *request) writeOpts(f *wire.Fence, instance wire.ID) ([]abacus.Option, error) {
 	opts, err := q.writeOptions()
 	if err != nil {
 		return nil, err
@@ -28,7 +29,7 @@ func (q *request) writeOpts(f *Fence, instance ID) ([]abacus.Option, error) {
 	return opts, nil
 }
 
-func mine(instance ID, r abacus.Result) *int64 {
+func mine(instance wire.ID, r abacus.Result) *int64 {
 	if instance == 0 {
 		return nil
 	}
@@ -37,11 +38,11 @@ func mine(instance ID, r abacus.Result) *int64 {
 }
 
 func (h *Handler) add(q *request) (any, error) {
-	name, body, err := nameAndBody[AddRequest](q, false)
+	name, body, err := nameAndBody[wire.AddRequest](q, false)
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := body.command(name)
+	cmd, err := addCommand(name, &body)
 	if err != nil {
 		return nil, err
 	}
@@ -53,12 +54,12 @@ func (h *Handler) add(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return AddResponse{Value: r.Value, InstanceValue: mine(body.Instance, r)}, nil
+	return wire.AddResponse{Value: r.Value, InstanceValue: mine(body.Instance, r)}, nil
 }
 
-// command builds the add (without fence and instance, which travel as
-// options).
-func (b *AddRequest) command(name string) (abacus.Command, error) {
+// addCommand builds the add of b (without fence and instance, which travel
+// as options).
+func addCommand(name string, b *wire.AddRequest) (abacus.Command, error) {
 	if b.Delta == nil {
 		return abacus.Command{}, invalid("field \"delta\" is required")
 	}
@@ -92,9 +93,9 @@ func (h *Handler) get(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var instance ID
+	var instance wire.ID
 	if s := q.r.URL.Query().Get("instance"); s != "" {
-		if instance, err = ParseID(s); err != nil || instance == 0 {
+		if instance, err = wire.ParseID(s); err != nil || instance == 0 {
 			return nil, invalid("bad instance %q", s)
 		}
 		opts = append(opts, abacus.WithInstance(uint64(instance)))
@@ -103,11 +104,11 @@ func (h *Handler) get(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return GetResponse{Value: r.Value, Exists: r.Exists, InstanceValue: mine(instance, r)}, nil
+	return wire.GetResponse{Value: r.Value, Exists: r.Exists, InstanceValue: mine(instance, r)}, nil
 }
 
 func (h *Handler) set(q *request) (any, error) {
-	name, body, err := nameAndBody[SetRequest](q, false)
+	name, body, err := nameAndBody[wire.SetRequest](q, false)
 	if err != nil {
 		return nil, err
 	}
@@ -122,11 +123,11 @@ func (h *Handler) set(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return SetResponse{Previous: r.Previous, Value: r.Value}, nil
+	return wire.SetResponse{Previous: r.Previous, Value: r.Value}, nil
 }
 
 func (h *Handler) cas(q *request) (any, error) {
-	name, body, err := nameAndBody[CASRequest](q, false)
+	name, body, err := nameAndBody[wire.CASRequest](q, false)
 	if err != nil {
 		return nil, err
 	}
@@ -141,11 +142,11 @@ func (h *Handler) cas(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return CASResponse{Swapped: r.Swapped, Value: r.Value}, nil
+	return wire.CASResponse{Swapped: r.Swapped, Value: r.Value}, nil
 }
 
 func (h *Handler) del(q *request) (any, error) {
-	name, body, err := nameAndBody[DeleteRequest](q, true)
+	name, body, err := nameAndBody[wire.DeleteRequest](q, true)
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +158,11 @@ func (h *Handler) del(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return DeleteResponse{Previous: r.Previous}, nil
+	return wire.DeleteResponse{Previous: r.Previous}, nil
 }
 
 func (h *Handler) batch(q *request) (any, error) {
-	var body BatchRequest
+	var body wire.BatchRequest
 	if err := q.readBody(&body, false); err != nil {
 		return nil, err
 	}
@@ -170,7 +171,7 @@ func (h *Handler) batch(q *request) (any, error) {
 	}
 	ops := make([]abacus.Command, len(body.Ops))
 	for i := range body.Ops {
-		c, err := body.Ops[i].command()
+		c, err := batchCommand(&body.Ops[i])
 		if err != nil {
 			return nil, invalid("operation %d: %s", i, err.Error())
 		}
@@ -187,17 +188,17 @@ func (h *Handler) batch(q *request) (any, error) {
 	if len(r.Results) != len(ops) {
 		return nil, fmt.Errorf("batch of %d operations returned %d results", len(ops), len(r.Results))
 	}
-	out := BatchResponse{Results: make([]BatchResult, len(ops))}
+	out := wire.BatchResponse{Results: make([]wire.BatchResult, len(ops))}
 	for i, res := range r.Results {
 		out.Results[i] = batchResult(&body.Ops[i], res)
 	}
 	return out, nil
 }
 
-func batchResult(op *BatchOp, r abacus.Result) BatchResult {
+func batchResult(op *wire.BatchOp, r abacus.Result) wire.BatchResult {
 	i64 := func(v int64) *int64 { return &v }
 	b := func(v bool) *bool { return &v }
-	var out BatchResult
+	var out wire.BatchResult
 	switch op.Op {
 	case "add":
 		out.Value = i64(r.Value)
@@ -214,9 +215,9 @@ func batchResult(op *BatchOp, r abacus.Result) BatchResult {
 	return out
 }
 
-// command turns a batch operation into a Command, checking that it has
-// the fields its kind requires and no others.
-func (o *BatchOp) command() (abacus.Command, error) {
+// batchCommand turns a batch operation into a Command, checking that it
+// has the fields its kind requires and no others.
+func batchCommand(o *wire.BatchOp) (abacus.Command, error) {
 	if err := validName(o.Name); err != nil {
 		return abacus.Command{}, err
 	}
@@ -305,7 +306,7 @@ func (h *Handler) watch(q *request) (any, error) {
 			if !ok {
 				return nil, nil
 			}
-			b, _ := json.Marshal(WatchEvent{Value: ev.Value, Revision: ev.Revision, Exists: ev.Exists})
+			b, _ := json.Marshal(wire.WatchEvent{Value: ev.Value, Revision: ev.Revision, Exists: ev.Exists})
 			_, err = fmt.Fprintf(q.w, "data: %s\n\n", b)
 		case <-ping.C:
 			// A comment line: keeps proxies and the client's idle

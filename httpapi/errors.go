@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/abacuskit/abacus"
+	"github.com/abacuskit/abacus/errcode"
+	"github.com/abacuskit/abacus/httpapi/wire"
 )
 
 // apiError is an error with its HTTP form decided here rather than by the
@@ -24,65 +26,52 @@ type apiError struct {
 func (e *apiError) Error() string { return e.msg }
 
 var (
-	errNoRoute = &apiError{http.StatusNotFound, "not_found", "no such endpoint"}
+	errNoRoute = refusal(errcode.ErrNotFound, "no such endpoint")
 	errMethod  = &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint"}
 )
 
-// invalid returns a 400 invalid_argument error.
-func invalid(format string, args ...any) error {
-	return &apiError{http.StatusBadRequest, "invalid_argument", fmt.Sprintf(format, args...)}
+// refusal returns an error answered with sentinel's status and code (from
+// errcode's table) and msg as its message.
+func refusal(sentinel error, msg string) *apiError {
+	status, code := replyOf(sentinel)
+	return &apiError{status, code, msg}
 }
 
-// errorStatus maps an error to its status and code (docs/API.md's table, plus
-// cas_mismatch for a compare-and-set that aborts a batch). write says
-// whether the request may have changed state: a write that timed out is
-// indeterminate, a read that timed out merely unavailable.
+// invalid returns a 400 invalid_argument error.
+func invalid(format string, args ...any) error {
+	return refusal(errcode.ErrInvalidArgument, fmt.Sprintf(format, args...))
+}
+
+// errorStatus maps an error to its status and code: errcode's table
+// (docs/API.md), then context errors. write says whether the request may
+// have changed state: a write that timed out is indeterminate, a read that
+// timed out merely unavailable.
 func errorStatus(err error, write bool) (int, string) {
 	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
+	if errors.As(err, &ae) {
 		return ae.status, ae.code
-	case errors.Is(err, abacus.ErrIndeterminate):
-		return http.StatusGatewayTimeout, "indeterminate"
-	case errors.Is(err, abacus.ErrUnavailable), errors.Is(err, abacus.ErrClosed),
-		errors.Is(err, abacus.ErrTooManyInFlight):
-		return http.StatusServiceUnavailable, "unavailable"
-	case errors.Is(err, abacus.ErrInvalidArgument):
-		return http.StatusBadRequest, "invalid_argument"
-	case errors.Is(err, abacus.ErrNotFound):
-		return http.StatusNotFound, "not_found"
-	case errors.Is(err, abacus.ErrOverflow):
-		return http.StatusConflict, "overflow"
-	case errors.Is(err, abacus.ErrUnderflow):
-		return http.StatusConflict, "underflow"
-	case errors.Is(err, abacus.ErrOutOfRange):
-		return http.StatusConflict, "out_of_range"
-	case errors.Is(err, abacus.ErrLockHeld):
-		return http.StatusConflict, "lock_held"
-	case errors.Is(err, abacus.ErrStaleToken):
-		return http.StatusConflict, "stale_token"
-	case errors.Is(err, abacus.ErrLeaseExpired):
-		return http.StatusConflict, "lease_expired"
-	case errors.Is(err, abacus.ErrMismatch):
-		return http.StatusConflict, "cas_mismatch"
-	case errors.Is(err, abacus.ErrLimitReached):
-		return http.StatusTooManyRequests, "limit_reached"
-	case errors.Is(err, abacus.ErrSessionExpired):
-		return http.StatusGone, "session_expired"
-	case errors.Is(err, abacus.ErrStaleSequence):
-		return http.StatusConflict, "stale_sequence"
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	}
+	if e, ok := errcode.Reply(err); ok {
+		return e.Status, e.Name
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		if write {
-			return http.StatusGatewayTimeout, "indeterminate"
+			return replyOf(errcode.ErrIndeterminate)
 		}
-		return http.StatusServiceUnavailable, "unavailable"
+		return replyOf(errcode.ErrUnavailable)
 	}
 	return http.StatusInternalServerError, "internal"
 }
 
+// replyOf returns the status and code of a sentinel's row.
+func replyOf(sentinel error) (int, string) {
+	e, _ := errcode.Reply(sentinel)
+	return e.Status, e.Name
+}
+
 func (h *Handler) writeError(w http.ResponseWriter, err error, write bool) {
 	status, code := errorStatus(err, write)
-	d := ErrorDetail{Code: code, Message: err.Error()}
+	d := wire.ErrorDetail{Code: code, Message: err.Error()}
 	var oe *abacus.OpError
 	if errors.As(err, &oe) {
 		d.Holder = oe.Holder
@@ -97,7 +86,7 @@ func (h *Handler) writeError(w http.ResponseWriter, err error, write bool) {
 	if status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE")
 	}
-	writeJSON(w, status, ErrorBody{Error: d})
+	writeJSON(w, status, wire.ErrorBody{Error: d})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -137,6 +126,22 @@ func (q *request) readBody(v any, optional bool) error {
 	return nil
 }
 
+// decodeJSON reads one JSON value into v: unknown fields, trailing data and
+// type mismatches are errors.
+func decodeJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	// Only whitespace may follow the value: anything else, even a stray
+	// closing bracket or brace, is trailing data.
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("trailing data after the JSON value")
+	}
+	return nil
+}
+
 // jsonMessage words a decoding error for the client.
 func jsonMessage(err error) string {
 	var te *json.UnmarshalTypeError
@@ -170,7 +175,7 @@ func (q *request) consistency() ([]abacus.Option, error) {
 	case "", "linearizable":
 		return nil, nil
 	case "stale":
-		return []abacus.Option{abacus.Stale()}, nil
+		return []abacus.Option{abacus.WithStale()}, nil
 	default:
 		return nil, invalid("unknown consistency %q: want linearizable or stale", c)
 	}
@@ -191,9 +196,9 @@ func (q *request) name(i int) (string, error) {
 // integers, so any other string names no instance: 404 not_found, as an
 // unknown number is.
 func (q *request) id(i int) (uint64, error) {
-	v, err := ParseID(q.params[i])
+	v, err := wire.ParseID(q.params[i])
 	if err != nil || v == 0 {
-		return 0, &apiError{http.StatusNotFound, "not_found", fmt.Sprintf("no instance %q (ids are positive decimal integers)", q.params[i])}
+		return 0, refusal(errcode.ErrNotFound, fmt.Sprintf("no instance %q (ids are positive decimal integers)", q.params[i]))
 	}
 	return uint64(v), nil
 }
@@ -202,7 +207,7 @@ func (q *request) id(i int) (uint64, error) {
 // or its place in a client session (the Abacus-Session, Abacus-Seq and
 // Abacus-Ack headers), or none.
 func (q *request) writeOptions() ([]abacus.Option, error) {
-	k := q.r.Header.Get("Idempotency-Key")
+	k := q.r.Header.Get(wire.IdempotencyKeyHeader)
 	sess, err := q.session()
 	switch {
 	case err != nil:

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/abacuskit/abacus"
+	"github.com/abacuskit/abacus/errcode"
 )
 
 // TestErrorStatus maps every error the node returns to docs/API.md's status and
@@ -39,11 +40,34 @@ func TestErrorStatus(t *testing.T) {
 		{context.DeadlineExceeded, false, 503, "unavailable"},
 		{invalid("x"), false, 400, "invalid_argument"},
 		{errFaultsOff, false, 403, "permission_denied"},
+		{op(abacus.CodeLimitReached), true, 429, "limit_reached"},
+		{op(abacus.CodeSessionExpired), true, 410, "session_expired"},
+		{op(abacus.CodeStaleSequence), true, 409, "stale_sequence"},
+		{fmt.Errorf("%w: role", abacus.ErrPermissionDenied), true, 403, "permission_denied"},
+		{abacus.ErrCorrupt, true, 500, "internal"},
 		{errors.New("surprise"), false, 500, "internal"},
 	} {
 		status, code := errorStatus(tc.err, tc.write)
 		if status != tc.status || code != tc.code {
 			t.Errorf("%v (write %v): %d %s, want %d %s", tc.err, tc.write, status, code, tc.status, tc.code)
+		}
+	}
+}
+
+// TestErrorStatusFollowsTable: every error in errcode's table is answered
+// with its row's status and name, so the handler and the client (which
+// reads names back through the same table) cannot drift apart.
+func TestErrorStatusFollowsTable(t *testing.T) {
+	for _, e := range errcode.Table() {
+		want, _ := errcode.Reply(e.Err)
+		for _, err := range []error{e.Err, fmt.Errorf("wrapped: %w", e.Err)} {
+			status, code := errorStatus(err, true)
+			if status != want.Status || code != want.Name {
+				t.Errorf("%v: %d %s, want %d %s", err, status, code, want.Status, want.Name)
+			}
+			if back, ok := errcode.ByName(code); !ok || !errors.Is(err, back) && e.Reply == nil {
+				t.Errorf("%v: code %s reads back as %v", err, code, back)
+			}
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/testcluster"
 )
 
@@ -67,7 +68,7 @@ func FuzzRequest(f *testing.F) {
 			t.Fatalf("%s %s %q: 500 %s", method, path, body, rec.Body.String())
 		}
 		if rec.Code != http.StatusOK {
-			var e httpapi.ErrorBody
+			var e wire.ErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code == "" {
 				t.Fatalf("%s %s %q: %d with a body that is not an error: %q", method, path, body, rec.Code, rec.Body.String())
 			}

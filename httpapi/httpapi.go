@@ -10,7 +10,9 @@
 // Every endpoint answers JSON; errors carry a status code and
 // {"error": {"code": "...", "message": "..."}}. Client mistakes (malformed
 // JSON, wrong types, unknown fields, bad names, bodies over 1 MiB) are 400
-// invalid_argument, never a 500.
+// invalid_argument, never a 500. The request and response bodies are
+// package wire's types, and the error codes and statuses come from package
+// errcode's table.
 //
 // Without WithAuthorizer every client that reaches the handler may do
 // everything, membership changes included. With it (for example a Roles

@@ -14,6 +14,7 @@ import (
 
 	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/testcluster"
 )
 
@@ -346,21 +347,21 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("content type %q", ct)
 	}
 	sc := bufio.NewScanner(resp.Body)
-	next := func() httpapi.WatchEvent {
+	next := func() wire.WatchEvent {
 		t.Helper()
 		for sc.Scan() {
 			line, ok := strings.CutPrefix(sc.Text(), "data: ")
 			if !ok {
 				continue
 			}
-			var ev httpapi.WatchEvent
+			var ev wire.WatchEvent
 			if err := json.Unmarshal([]byte(line), &ev); err != nil {
 				t.Fatalf("event %q: %v", line, err)
 			}
 			return ev
 		}
 		t.Fatalf("stream ended: %v", sc.Err())
-		return httpapi.WatchEvent{}
+		return wire.WatchEvent{}
 	}
 	first := next()
 	if first.Value != 1 || !first.Exists || first.Revision == 0 {
@@ -474,7 +475,7 @@ func TestExactlyOnceUnderPressure(t *testing.T) {
 	}
 	first := call(t, srv, "POST", "/v1/counters/pay/add", `{"delta": 1}`, "Idempotency-Key", "pay-42")
 	sess := open()
-	sessFirst := call(t, srv, "POST", "/v1/counters/pay/add", `{"delta": 100}`, httpapi.SessionHeader, sess, httpapi.SeqHeader, "1", httpapi.AckHeader, "1")
+	sessFirst := call(t, srv, "POST", "/v1/counters/pay/add", `{"delta": 100}`, wire.SessionHeader, sess, wire.SeqHeader, "1", wire.AckHeader, "1")
 	if first.status != 200 || sessFirst.status != 200 {
 		t.Fatalf("first writes: %s %s", first.raw, sessFirst.raw)
 	}
@@ -488,7 +489,7 @@ func TestExactlyOnceUnderPressure(t *testing.T) {
 		t.Fatalf("keyed retry: %s, want %s", again.raw, first.raw)
 	}
 	// The session has been evicted: its retry is refused, not applied.
-	r := call(t, srv, "POST", "/v1/counters/pay/add", `{"delta": 100}`, httpapi.SessionHeader, sess, httpapi.SeqHeader, "1", httpapi.AckHeader, "1")
+	r := call(t, srv, "POST", "/v1/counters/pay/add", `{"delta": 100}`, wire.SessionHeader, sess, wire.SeqHeader, "1", wire.AckHeader, "1")
 	if r.status != 410 || r.errCode() != "session_expired" {
 		t.Fatalf("retry in an evicted session: %d %s", r.status, r.raw)
 	}
@@ -518,7 +519,7 @@ func TestSessionHeaders(t *testing.T) {
 		t.Fatalf("open: %d %s", r.status, r.raw)
 	}
 	h := func(seq, ack string) []string {
-		return []string{httpapi.SessionHeader, sess, httpapi.SeqHeader, seq, httpapi.AckHeader, ack}
+		return []string{wire.SessionHeader, sess, wire.SeqHeader, seq, wire.AckHeader, ack}
 	}
 	a := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, h("1", "1")...)
 	b := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, h("1", "1")...)
@@ -535,7 +536,7 @@ func TestSessionHeaders(t *testing.T) {
 	if r := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, append(h("3", "3"), "Idempotency-Key", "k")...); r.errCode() != "invalid_argument" {
 		t.Fatalf("session and key: %d %s", r.status, r.raw)
 	}
-	if r := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, httpapi.SessionHeader, "999", httpapi.SeqHeader, "1", httpapi.AckHeader, "1"); r.status != 410 {
+	if r := call(t, srv, "POST", "/v1/counters/s/add", `{"delta": 5}`, wire.SessionHeader, "999", wire.SeqHeader, "1", wire.AckHeader, "1"); r.status != 410 {
 		t.Fatalf("unissued session: %d %s", r.status, r.raw)
 	}
 	if g := call(t, srv, "GET", "/v1/counters/s", ""); !matches(g.body, map[string]any{"value": 10.0}) {

@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+
+	"github.com/abacuskit/abacus/errcode"
+	"github.com/abacuskit/abacus/httpapi/wire"
 )
 
 // MaxHeaderBytes bounds a request's line and header fields (method, URL,
@@ -21,7 +24,7 @@ const MaxHeaderBytes = 64 << 10
 // that case).
 const ServerMaxHeaderBytes = 16 * MaxHeaderBytes
 
-var errHeaderTooLarge = &apiError{http.StatusRequestHeaderFieldsTooLarge, "invalid_argument",
+var errHeaderTooLarge = &apiError{http.StatusRequestHeaderFieldsTooLarge, errcode.Name(errcode.ErrInvalidArgument),
 	fmt.Sprintf("request line and header fields over %d bytes", MaxHeaderBytes)}
 
 // headerBytes is the size of r's request line and header fields as sent,
@@ -97,7 +100,7 @@ func rewriteServerError(p []byte) ([]byte, bool) {
 	if code == http.StatusRequestHeaderFieldsTooLarge {
 		msg = fmt.Sprintf("request line and header fields over %d bytes", ServerMaxHeaderBytes)
 	}
-	b, err := json.Marshal(ErrorBody{Error: ErrorDetail{Code: "invalid_argument", Message: msg}})
+	b, err := json.Marshal(wire.ErrorBody{Error: wire.ErrorDetail{Code: errcode.Name(errcode.ErrInvalidArgument), Message: msg}})
 	if err != nil {
 		return nil, false
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/testcluster"
 )
 
@@ -47,7 +48,7 @@ func wantJSONError(t *testing.T, what string, resp *http.Response, status int, c
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("%s: Content-Type %q, want application/json (%q)", what, ct, b)
 	}
-	var body httpapi.ErrorBody
+	var body wire.ErrorBody
 	if err := json.Unmarshal(b, &body); err != nil {
 		t.Fatalf("%s: body %q is not the JSON error body: %v", what, b, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus"
+	"github.com/abacuskit/abacus/httpapi/wire"
 )
 
 // maxTTLMS is the longest lease, in milliseconds.
@@ -24,7 +25,7 @@ func ttlField(field string, ms int64, zeroOK bool) (time.Duration, error) {
 func millis(d time.Duration) int64 { return int64(d / time.Millisecond) }
 
 func (h *Handler) acquire(q *request) (any, error) {
-	name, body, err := nameAndBody[AcquireRequest](q, false)
+	name, body, err := nameAndBody[wire.AcquireRequest](q, false)
 	if err != nil {
 		return nil, err
 	}
@@ -48,12 +49,12 @@ func (h *Handler) acquire(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return AcquireResponse{Token: info.Token, TTLMS: millis(info.TTL)}, nil
+	return wire.AcquireResponse{Token: info.Token, TTLMS: millis(info.TTL)}, nil
 }
 
 // lockToken reads the lock name from the path and the token from the body.
 func (q *request) lockToken() (string, uint64, error) {
-	name, body, err := nameAndBody[TokenRequest](q, false)
+	name, body, err := nameAndBody[wire.TokenRequest](q, false)
 	if err != nil {
 		return "", 0, err
 	}
@@ -72,7 +73,7 @@ func (h *Handler) keepAliveLock(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return TTLResponse{TTLMS: millis(ttl)}, nil
+	return wire.TTLResponse{TTLMS: millis(ttl)}, nil
 }
 
 func (h *Handler) release(q *request) (any, error) {
@@ -83,7 +84,7 @@ func (h *Handler) release(q *request) (any, error) {
 	if err := h.node.ReleaseLock(q.ctx, name, token); err != nil {
 		return nil, err
 	}
-	return Empty{}, nil
+	return wire.Empty{}, nil
 }
 
 func (h *Handler) getLock(q *request) (any, error) {
@@ -100,13 +101,13 @@ func (h *Handler) getLock(q *request) (any, error) {
 		return nil, err
 	}
 	if !info.Held {
-		return LockResponse{}, nil
+		return wire.LockResponse{}, nil
 	}
-	return LockResponse{Held: true, Holder: info.Holder, Token: info.Token, TTLMSRemaining: millis(info.Remaining)}, nil
+	return wire.LockResponse{Held: true, Holder: info.Holder, Token: info.Token, TTLMSRemaining: millis(info.Remaining)}, nil
 }
 
 func (h *Handler) registerInstance(q *request) (any, error) {
-	var body InstanceRequest
+	var body wire.InstanceRequest
 	if err := q.readBody(&body, false); err != nil {
 		return nil, err
 	}
@@ -118,7 +119,7 @@ func (h *Handler) registerInstance(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return InstanceResponse{Instance: ID(id), TTLMS: body.TTLMS}, nil
+	return wire.InstanceResponse{Instance: wire.ID(id), TTLMS: body.TTLMS}, nil
 }
 
 func (h *Handler) keepAliveInstance(q *request) (any, error) {
@@ -126,14 +127,14 @@ func (h *Handler) keepAliveInstance(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := q.readBody(&Empty{}, true); err != nil {
+	if err := q.readBody(&wire.Empty{}, true); err != nil {
 		return nil, err
 	}
 	ttl, err := h.node.KeepAliveOnce(q.ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return TTLResponse{TTLMS: millis(ttl)}, nil
+	return wire.TTLResponse{TTLMS: millis(ttl)}, nil
 }
 
 func (h *Handler) deleteInstance(q *request) (any, error) {
@@ -141,11 +142,11 @@ func (h *Handler) deleteInstance(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := q.readBody(&Empty{}, true); err != nil {
+	if err := q.readBody(&wire.Empty{}, true); err != nil {
 		return nil, err
 	}
 	if err := h.node.Revoke(q.ctx, id); err != nil {
 		return nil, err
 	}
-	return Empty{}, nil
+	return wire.Empty{}, nil
 }

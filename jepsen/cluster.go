@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/client"
-	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/freeport"
 )
 
@@ -356,12 +356,12 @@ func (c *Cluster) StopAll(grace time.Duration) {
 }
 
 // Status returns node id's view of the cluster.
-func (c *Cluster) Status(ctx context.Context, id string) (httpapi.ClusterStatus, error) {
+func (c *Cluster) Status(ctx context.Context, id string) (wire.ClusterStatus, error) {
 	return c.node(id).admin.NodeStatus(ctx, 0)
 }
 
 // Faults posts a fault request to node id's admin endpoint.
-func (c *Cluster) Faults(ctx context.Context, id string, f httpapi.FaultsRequest) error {
+func (c *Cluster) Faults(ctx context.Context, id string, f wire.FaultsRequest) error {
 	return c.node(id).admin.Faults(ctx, 0, f)
 }
 
@@ -370,7 +370,7 @@ func (c *Cluster) Faults(ctx context.Context, id string, f httpapi.FaultsRequest
 // made on one end only may leave the other end's sends going through.
 func (c *Cluster) Partition(ctx context.Context, id string, peers []string) error {
 	if c.ns == nil {
-		return c.Faults(ctx, id, httpapi.FaultsRequest{Partition: peers})
+		return c.Faults(ctx, id, wire.FaultsRequest{Partition: peers})
 	}
 	var errs []error
 	for _, p := range peers {
@@ -391,7 +391,7 @@ func (c *Cluster) HealNet(ctx context.Context, id string) error {
 			}
 		}
 	}
-	return errors.Join(append(errs, c.Faults(ctx, id, httpapi.FaultsRequest{Heal: true}))...)
+	return errors.Join(append(errs, c.Faults(ctx, id, wire.FaultsRequest{Heal: true}))...)
 }
 
 // Leader returns the leader as most running nodes report it, or "" if

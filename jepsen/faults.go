@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/jepsen/internal/history"
 )
 
@@ -206,7 +206,7 @@ func (n *Nemesis) inject(ctx context.Context, kind string) error {
 		d := int64(20 + n.rng.IntN(130))
 		var errs []error
 		for _, id := range n.cl.IDs() {
-			errs = append(errs, n.cl.Faults(ctx, id, httpapi.FaultsRequest{DelayMS: &d}))
+			errs = append(errs, n.cl.Faults(ctx, id, wire.FaultsRequest{DelayMS: &d}))
 		}
 		desc := fmt.Sprintf("delay %dms on every peer link", d)
 		return errors.Join(append(errs, n.window(ctx, desc, n.cl.IDs(), n.jitter(n.Hold), n.healNet))...)
@@ -218,7 +218,7 @@ func (n *Nemesis) inject(ctx context.Context, kind string) error {
 		}
 		var errs []error
 		for _, id := range ids {
-			errs = append(errs, n.cl.Faults(ctx, id, httpapi.FaultsRequest{Loss: &p}))
+			errs = append(errs, n.cl.Faults(ctx, id, wire.FaultsRequest{Loss: &p}))
 		}
 		desc := fmt.Sprintf("loss %.2f on %s", p, strings.Join(ids, ","))
 		return errors.Join(append(errs, n.window(ctx, desc, ids, n.jitter(n.Hold), n.healNet))...)
@@ -231,13 +231,13 @@ func (n *Nemesis) inject(ctx context.Context, kind string) error {
 		n.mu.Lock()
 		n.skew = max(n.skew, time.Duration(max(ms, -ms))*time.Millisecond)
 		n.mu.Unlock()
-		if err := n.cl.Faults(ctx, id, httpapi.FaultsRequest{ClockOffsetMS: &ms}); err != nil {
+		if err := n.cl.Faults(ctx, id, wire.FaultsRequest{ClockOffsetMS: &ms}); err != nil {
 			return err
 		}
 		desc := fmt.Sprintf("clock %+dms on %s%s", ms, id, why)
 		return n.window(ctx, desc, []string{id}, n.jitter(n.Hold), func() error {
 			zero := int64(0)
-			return n.cl.Faults(context.Background(), id, httpapi.FaultsRequest{ClockOffsetMS: &zero})
+			return n.cl.Faults(context.Background(), id, wire.FaultsRequest{ClockOffsetMS: &zero})
 		})
 	case FaultMember:
 		return n.member(ctx)
@@ -392,7 +392,7 @@ func (n *Nemesis) lists(ctx context.Context, id, via string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return slices.ContainsFunc(st.Members, func(m httpapi.MemberInfo) bool { return m.ID == id }), nil
+	return slices.ContainsFunc(st.Members, func(m wire.MemberInfo) bool { return m.ID == id }), nil
 }
 
 // HealAll ends every fault: continues paused nodes, restarts dead ones,
@@ -424,7 +424,7 @@ func (n *Nemesis) HealAll(ctx context.Context) error {
 			if err := n.cl.HealNet(ctx, id); err != nil {
 				return err
 			}
-			return n.cl.Faults(ctx, id, httpapi.FaultsRequest{ClockOffsetMS: &zero})
+			return n.cl.Faults(ctx, id, wire.FaultsRequest{ClockOffsetMS: &zero})
 		}))
 	}
 	n.logf("heal: all faults removed")

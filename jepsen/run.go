@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/client"
-	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/jepsen/internal/check"
 	"github.com/abacuskit/abacus/jepsen/internal/history"
 	"github.com/abacuskit/abacus/jepsen/internal/report"
@@ -384,7 +384,7 @@ func recovered(ctx context.Context, cl *Cluster, limit time.Duration) check.Resu
 	for _, n := range cl.nodes {
 		t0 := time.Now()
 		err := retry(ctx, limit-time.Since(start), func(ctx context.Context) error {
-			_, err := n.admin.Add(ctx, ProbeCounter, 1, client.IdempotencyKey(newKey()))
+			_, err := n.admin.Add(ctx, ProbeCounter, 1, client.WithIdempotencyKey(newKey()))
 			return err
 		})
 		if err != nil {
@@ -418,11 +418,11 @@ func instancesEnded(ctx context.Context, cl *Cluster, names []string, limit time
 	var unread, residues int
 	for _, n := range cl.nodes {
 		for _, name := range names {
-			var last *httpapi.GetResponse
+			var last *wire.GetResponse
 			var lastErr error
 			for {
 				rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-				r, err := n.admin.Get(rctx, name, client.Stale())
+				r, err := n.admin.Get(rctx, name, client.WithStale())
 				rcancel()
 				if err == nil {
 					last, lastErr = &r, nil
@@ -499,10 +499,10 @@ func finalReads(ctx context.Context, cl *Cluster, names []string) ([]check.Final
 	var finals []check.FinalRead
 	for _, n := range cl.nodes {
 		for _, name := range names {
-			var res httpapi.GetResponse
+			var res wire.GetResponse
 			err := retry(ctx, 5*time.Second, func(ctx context.Context) error {
 				var err error
-				res, err = n.admin.Get(ctx, name, client.Stale())
+				res, err = n.admin.Get(ctx, name, client.WithStale())
 				return err
 			})
 			if err != nil {

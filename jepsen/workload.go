@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/client"
-	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/errcode"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/jepsen/internal/history"
 )
 
@@ -133,7 +134,7 @@ func classify(err error) (history.Outcome, history.Output, string) {
 		case history.CodeOverflow, history.CodeUnderflow, history.CodeOutOfRange, history.CodeLockHeld,
 			history.CodeStaleToken, history.CodeLeaseExpired, history.CodeNotFound, history.CodeInvalidArgument:
 			return history.Ok, history.Output{Error: ce.Code, Holder: ce.Holder}, ""
-		case "unavailable":
+		case errcode.Name(errcode.ErrUnavailable):
 			return history.Fail, history.Output{}, err.Error()
 		}
 	}
@@ -196,7 +197,7 @@ func (w *worker) runCounters() {
 			var opts []client.CallOption
 			if i == 0 && w.wl.QuotaMax > 0 {
 				in.Max = history.Int64(w.wl.QuotaMax)
-				opts = append(opts, client.Max(w.wl.QuotaMax))
+				opts = append(opts, client.WithMax(w.wl.QuotaMax))
 			}
 			w.add(name, in, opts...)
 		case i < w.wl.AddOnly:
@@ -206,7 +207,7 @@ func (w *worker) runCounters() {
 		case r < 0.40:
 			v := w.rng.Int64N(20)
 			w.write(history.Set, name, history.Input{Value: v}, func(ctx context.Context, k string) (history.Output, error) {
-				res, err := w.c.Set(ctx, name, v, client.IdempotencyKey(k))
+				res, err := w.c.Set(ctx, name, v, client.WithIdempotencyKey(k))
 				return history.Output{Previous: res.Previous, Value: res.Value}, err
 			})
 		case r < 0.60:
@@ -216,7 +217,7 @@ func (w *worker) runCounters() {
 			}
 			nv := w.rng.Int64N(20)
 			o, out := w.write(history.CAS, name, history.Input{Old: old, New: nv}, func(ctx context.Context, k string) (history.Output, error) {
-				res, err := w.c.CompareAndSet(ctx, name, old, nv, client.IdempotencyKey(k))
+				res, err := w.c.CompareAndSet(ctx, name, old, nv, client.WithIdempotencyKey(k))
 				return history.Output{Swapped: res.Swapped, Value: res.Value}, err
 			})
 			if o == history.Ok && out.Error == "" {
@@ -224,7 +225,7 @@ func (w *worker) runCounters() {
 			}
 		case r < 0.64:
 			w.write(history.Delete, name, history.Input{}, func(ctx context.Context, k string) (history.Output, error) {
-				res, err := w.c.Delete(ctx, name, client.IdempotencyKey(k))
+				res, err := w.c.Delete(ctx, name, client.WithIdempotencyKey(k))
 				return history.Output{Previous: res.Previous}, err
 			})
 		default:
@@ -236,7 +237,7 @@ func (w *worker) runCounters() {
 
 func (w *worker) add(name string, in history.Input, opts ...client.CallOption) (history.Outcome, history.Output) {
 	return w.write(history.Add, name, in, func(ctx context.Context, k string) (history.Output, error) {
-		res, err := w.c.Add(ctx, name, in.Delta, append(opts, client.IdempotencyKey(k))...)
+		res, err := w.c.Add(ctx, name, in.Delta, append(opts, client.WithIdempotencyKey(k))...)
 		return history.Output{Value: res.Value}, err
 	})
 }
@@ -301,7 +302,7 @@ func (w *worker) hold(lock string, token uint64) {
 			time.Sleep(w.wl.LockTTL / 5)
 		}
 		o, out := w.write(history.Add, name, history.Input{Delta: 1, Fence: fence}, func(ctx context.Context, k string) (history.Output, error) {
-			res, err := w.c.Add(ctx, name, 1, client.Fence(lock, token), client.IdempotencyKey(k))
+			res, err := w.c.Add(ctx, name, 1, client.WithFence(lock, token), client.WithIdempotencyKey(k))
 			return history.Output{Value: res.Value}, err
 		})
 		if o == history.Ok && out.Error != "" {
@@ -331,10 +332,10 @@ func (w *worker) runInstances() {
 	for !w.stop.Load() {
 		// once calls fn synchronously; id is the registered instance
 		// whenever the outcome is Ok without a refusal (err was nil).
-		var id httpapi.ID
+		var id wire.ID
 		o, out := w.once(history.InstanceCreate, "", history.Input{TTLMillis: ttl.Milliseconds()}, func(ctx context.Context) (history.Output, error) {
 			raw, err := w.c.RegisterInstance(ctx, ttl)
-			id = httpapi.ID(raw)
+			id = wire.ID(raw)
 			return history.Output{Instance: id.String()}, err
 		})
 		if o != history.Ok || out.Error != "" {
@@ -346,13 +347,13 @@ func (w *worker) runInstances() {
 }
 
 // live runs one instance's life.
-func (w *worker) live(id httpapi.ID, sid string) {
+func (w *worker) live(id wire.ID, sid string) {
 	ttl := w.wl.InstanceTTL
 	for n := 2 + w.rng.IntN(6); n > 0 && !w.stop.Load(); n-- {
 		name := instanceCounter(w.rng.IntN(w.wl.InstanceCounters))
 		delta := 1 + w.rng.Int64N(3)
 		o, out := w.write(history.Add, name, history.Input{Delta: delta, Instance: sid}, func(ctx context.Context, k string) (history.Output, error) {
-			res, err := w.c.Add(ctx, name, delta, client.Instance(uint64(id)), client.IdempotencyKey(k))
+			res, err := w.c.Add(ctx, name, delta, client.WithInstance(uint64(id)), client.WithIdempotencyKey(k))
 			r := history.Output{Value: res.Value}
 			if res.InstanceValue != nil {
 				r.InstanceValue = *res.InstanceValue

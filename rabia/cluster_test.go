@@ -106,7 +106,7 @@ func TestPartitionRejoins(t *testing.T) {
 	c.Eventually(15*time.Second, "p converged", func() bool {
 		final = -1
 		for _, n := range c.Nodes {
-			got, err := n.Get(context.Background(), "p", abacus.Stale())
+			got, err := n.Get(context.Background(), "p", abacus.WithStale())
 			if err != nil || (final >= 0 && got.Value != final) {
 				return false
 			}

@@ -37,7 +37,7 @@ import (
 	"time"
 
 	"github.com/abacuskit/abacus/client"
-	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/tlsfiles"
 )
 
@@ -488,14 +488,14 @@ func (c *cli) add(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, client.Min(v))
+		opts = append(opts, client.WithMin(v))
 	}
 	if *max != "" {
 		v, err := parseInt("--max", *max)
 		if err != nil {
 			return err
 		}
-		opts = append(opts, client.Max(v))
+		opts = append(opts, client.WithMax(v))
 	}
 	r, err := c.c.Add(ctx, pos[0], delta, opts...)
 	if err != nil {
@@ -513,7 +513,7 @@ func (c *cli) get(ctx context.Context, args []string) error {
 	}
 	var opts []client.CallOption
 	if *stale {
-		opts = append(opts, client.Stale())
+		opts = append(opts, client.WithStale())
 	}
 	r, err := c.c.Get(ctx, pos[0], opts...)
 	if err != nil {
@@ -581,7 +581,7 @@ func (c *cli) watch(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	err = c.c.Watch(ctx, pos[0], func(ev httpapi.WatchEvent) error {
+	err = c.c.Watch(ctx, pos[0], func(ev wire.WatchEvent) error {
 		return c.print(ev, c.num(ev.Value))
 	})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -629,7 +629,7 @@ func (c *cli) state(ctx context.Context, args []string) error {
 	}
 	type nodeState struct {
 		Endpoint string `json:"endpoint"`
-		httpapi.StateResponse
+		wire.StateResponse
 		Error string `json:"error,omitempty"`
 	}
 	var states []nodeState

@@ -334,13 +334,13 @@ func (l *launcher) demo(ctx context.Context, dir string) (err error) {
 	if err != nil {
 		return fmt.Errorf("acquire %s: %w", lock, err)
 	}
-	if _, err := perNode[1].Add(ctx, "demo:guarded", 1, client.Fence(lock, acq.Token)); err != nil {
+	if _, err := perNode[1].Add(ctx, "demo:guarded", 1, client.WithFence(lock, acq.Token)); err != nil {
 		return fmt.Errorf("fenced add: %w", err)
 	}
 	if err := perNode[1].ReleaseLock(ctx, lock, acq.Token); err != nil {
 		return fmt.Errorf("release %s: %w", lock, err)
 	}
-	_, err = perNode[2].Add(ctx, "demo:guarded", 1, client.Fence(lock, acq.Token))
+	_, err = perNode[2].Add(ctx, "demo:guarded", 1, client.WithFence(lock, acq.Token))
 	if !errors.Is(err, client.ErrStaleToken) {
 		return fmt.Errorf("fenced add with a released token: got %v, want stale_token", err)
 	}
@@ -416,7 +416,7 @@ func (l *launcher) demo(ctx context.Context, dir string) (err error) {
 	var caught int64
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		r, err := perNode[vi].Get(ctx, name, client.Stale())
+		r, err := perNode[vi].Get(ctx, name, client.WithStale())
 		if err == nil && r.Value == want {
 			caught = r.Value
 			break

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/freeport"
 	"github.com/abacuskit/abacus/internal/testca"
 )
@@ -326,10 +326,10 @@ func TestCommandLine(t *testing.T) {
 		t.Errorf("get from a dead endpoint: exit %d, want 4", code)
 	}
 
-	var st httpapi.ClusterStatus
+	var st wire.ClusterStatus
 	eventually(t, 20*time.Second, "status to list every member's HTTP address", func() bool {
 		out, code := tc.cli(eps, "status", "--json")
-		st = httpapi.ClusterStatus{}
+		st = wire.ClusterStatus{}
 		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Leader == "" || len(st.Members) != 3 {
 			t.Fatalf("status: %q exit %d", out, code)
 		}
@@ -480,14 +480,14 @@ func TestLockCommand(t *testing.T) {
 }
 
 // tcLock reads a lock through the HTTP API.
-func tcLock(tc *testCluster, eps, name string) (httpapi.LockResponse, int) {
+func tcLock(tc *testCluster, eps, name string) (wire.LockResponse, int) {
 	ep := strings.Split(eps, ",")[0]
 	resp, err := http.Get("http://" + ep + "/v1/locks/" + name)
 	if err != nil {
-		return httpapi.LockResponse{}, 1
+		return wire.LockResponse{}, 1
 	}
 	defer resp.Body.Close()
-	var r httpapi.LockResponse
+	var r wire.LockResponse
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&r) != nil {
 		return r, 1
 	}
@@ -501,7 +501,7 @@ func TestLeaderKilledAndRestarted(t *testing.T) {
 	tc := startCluster(t).ready()
 	eps := tc.endpoints()
 	out, code := tc.cli(eps, "status", "--json")
-	var st httpapi.ClusterStatus
+	var st wire.ClusterStatus
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
 		t.Fatalf("status: %q exit %d", out, code)
 	}
@@ -671,7 +671,7 @@ func TestJoin(t *testing.T) {
 	tc.start(p)
 	tc.waitReady(p)
 	out, code := tc.cli(p.http, "status", "--json", "--no-retries")
-	var st httpapi.ClusterStatus
+	var st wire.ClusterStatus
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
 		t.Fatalf("status from n4: %q exit %d", out, code)
 	}
@@ -705,7 +705,7 @@ func TestHTTPAddrsLearned(t *testing.T) {
 		var got map[string]string
 		eventually(t, 20*time.Second, p.id+" to report every member's HTTP address", func() bool {
 			out, code := tc.cli(p.http, "status", "--json", "--no-retries")
-			var st httpapi.ClusterStatus
+			var st wire.ClusterStatus
 			if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
 				return false
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/client"
 	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/tlsfiles"
 	"github.com/abacuskit/abacus/rabia"
 )
@@ -327,7 +328,7 @@ func join(ctx context.Context, f *nodeFlags, tlsConf *tls.Config, dir *httpapi.D
 	defer c.Close()
 	backoff := 100 * time.Millisecond
 	for {
-		st, err := c.AddMember(ctx, httpapi.JoinRequest{ID: f.id, PeerAddr: f.peerAddr, HTTPAddr: f.httpAddr})
+		st, err := c.AddMember(ctx, wire.JoinRequest{ID: f.id, PeerAddr: f.peerAddr, HTTPAddr: f.httpAddr})
 		if err == nil {
 			for _, m := range st.Members {
 				if m.HTTPAddr != "" && m.ID != f.id {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/abacuskit/abacus/httpapi"
+	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/testca"
 )
 
@@ -70,7 +70,7 @@ func TestRoles(t *testing.T) {
 	tc.start(p)
 	tc.waitReady(p)
 	out, code := tc.cli(p.http, "status", "--json", "--no-retries")
-	var st httpapi.ClusterStatus
+	var st wire.ClusterStatus
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || len(st.Members) != 4 {
 		t.Fatalf("status from n4: %q exit %d", out, code)
 	}

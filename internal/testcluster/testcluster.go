@@ -249,7 +249,7 @@ func (c *Cluster) ConvergeNodes(name string, want int64, idx ...int) {
 		last = last[:0]
 		ok := true
 		for _, i := range idx {
-			got, err := c.Nodes[i].Get(context.Background(), name, abacus.Stale())
+			got, err := c.Nodes[i].Get(context.Background(), name, abacus.WithStale())
 			last = append(last, fmt.Sprintf("%s=%d", c.Configs[i].ID, got.Value))
 			if err != nil || got.Value != want {
 				ok = false

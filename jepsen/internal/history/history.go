@@ -43,6 +43,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/abacuskit/abacus/errcode"
 )
 
 // ErrInvalid reports a malformed Op or FaultWindow: an unknown kind or
@@ -154,17 +156,18 @@ const (
 func (o Outcome) Valid() bool { return o == Ok || o == Fail || o == Info }
 
 // Refusal codes an Ok op may carry in Output.Error, spelled as the HTTP API
-// spells them.
-const (
-	CodeOverflow     = "overflow"
-	CodeUnderflow    = "underflow"
-	CodeOutOfRange   = "out_of_range"
-	CodeLockHeld     = "lock_held"
-	CodeStaleToken   = "stale_token"
-	CodeLeaseExpired = "lease_expired"
-	CodeNotFound     = "not_found"
+// spells them: the names errcode's table gives the errors. They are never
+// modified.
+var (
+	CodeOverflow     = errcode.Name(errcode.ErrOverflow)
+	CodeUnderflow    = errcode.Name(errcode.ErrUnderflow)
+	CodeOutOfRange   = errcode.Name(errcode.ErrOutOfRange)
+	CodeLockHeld     = errcode.Name(errcode.ErrLockHeld)
+	CodeStaleToken   = errcode.Name(errcode.ErrStaleToken)
+	CodeLeaseExpired = errcode.Name(errcode.ErrLeaseExpired)
+	CodeNotFound     = errcode.Name(errcode.ErrNotFound)
 	// CodeInvalidArgument (400) means the harness sent a malformed request.
-	CodeInvalidArgument = "invalid_argument"
+	CodeInvalidArgument = errcode.Name(errcode.ErrInvalidArgument)
 )
 
 // Fence guards a counter write: the cluster refuses it with CodeStaleToken

@@ -1,15 +1,30 @@
-package httpapi
+// Package wire holds the JSON request and response bodies of abacus's HTTP
+// API (docs/API.md) and its header names. The server (package httpapi) and
+// the client (package client) both use these types, so the two sides cannot
+// drift apart, and the package imports only the standard library, so a
+// client links none of the server.
+package wire
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 )
 
-// The JSON bodies of the HTTP API (docs/API.md). Package client uses the same
-// types, so the two sides cannot drift apart.
+// The headers that place a write in a client session (see docs/API.md), and
+// the header of an idempotency key.
+const (
+	// SessionHeader carries a session id from POST /v1/sessions.
+	SessionHeader = "Abacus-Session"
+	// SeqHeader numbers the write within its session, from 1; every retry
+	// of one write carries the same number.
+	SeqHeader = "Abacus-Seq"
+	// AckHeader is the lowest number whose outcome the client has not seen.
+	AckHeader = "Abacus-Ack"
+	// IdempotencyKeyHeader carries a write's idempotency key instead of a
+	// session.
+	IdempotencyKeyHeader = "Idempotency-Key"
+)
 
 // ID is a lease or instance id. It is a uint64 written in JSON as a decimal
 // string ("18446744073709551615"), which every JSON reader keeps exactly;
@@ -276,7 +291,8 @@ type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
 }
 
-// ErrorDetail describes an error: a code from docs/API.md's table and a
+// ErrorDetail describes an error: a code from docs/API.md's table (the names
+// of package errcode's table, plus internal and method_not_allowed) and a
 // message. Holder is set for lock_held; Index names the failing operation
 // of a batch.
 type ErrorDetail struct {
@@ -284,20 +300,4 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 	Holder  string `json:"holder,omitempty"`
 	Index   *int   `json:"index,omitempty"`
-}
-
-// decodeJSON reads one JSON value into v: unknown fields, trailing data and
-// type mismatches are errors.
-func decodeJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	// Only whitespace may follow the value: anything else, even a stray
-	// closing bracket or brace, is trailing data.
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after the JSON value")
-	}
-	return nil
 }
