@@ -1,52 +1,81 @@
 package abacus
 
 import (
-	"fmt"
-	"io"
-	"math"
-	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Metrics counts what a node does: calls and their latency, proposals per
 // log entry, commit latency, how reads were served. It is safe for
-// concurrent use and cheap to update; WritePrometheus renders it in the
-// Prometheus text format.
+// concurrent use and cheap to update (no allocation, no lock). A backend
+// records into the Metrics its Env carries; a service reads the figures
+// through Node.Collector.
 type Metrics struct {
-	writes, writeErrors atomic.Uint64
-	reads, readErrors   atomic.Uint64
-	leaseReads          atomic.Uint64 // linearizable reads served under the leader lease
-	confirmedReads      atomic.Uint64 // linearizable reads that needed a confirmation round
-	forwarded           atomic.Uint64 // calls forwarded to the leader
+	writes, writeErrors prometheus.Counter
+	reads, readErrors   prometheus.Counter
+	leaseReads          prometheus.Counter // linearizable reads served under the leader lease
+	confirmedReads      prometheus.Counter // linearizable reads that needed a confirmation round
+	forwarded           prometheus.Counter // calls forwarded to the leader
 
-	writeLatency  *Histogram
-	readLatency   *Histogram
-	commitLatency *Histogram // from submitting a log entry to its application
-	entrySize     *Histogram // proposals per log entry
+	writeLatency  prometheus.Histogram
+	readLatency   prometheus.Histogram
+	commitLatency prometheus.Histogram // from submitting a log entry to its application
+	entrySize     prometheus.Histogram // proposals per log entry
+
+	// Gauges of the node's Status, made at each collection.
+	state, term, applied, commit *prometheus.Desc
 }
 
 func newMetrics() *Metrics {
-	lat := []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+	// Upper bounds, in seconds, of the call and commit latency histograms.
+	latencyBuckets := []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+	entryBuckets := []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	histogram := func(name, help string, buckets []float64) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
+	}
 	return &Metrics{
-		writeLatency:  newHistogram(lat),
-		readLatency:   newHistogram(lat),
-		commitLatency: newHistogram(lat),
-		entrySize:     newHistogram([]float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536}),
+		writes:         counter("abacus_writes_total", "Write calls."),
+		writeErrors:    counter("abacus_write_errors_total", "Write calls that returned an error."),
+		reads:          counter("abacus_reads_total", "Read calls."),
+		readErrors:     counter("abacus_read_errors_total", "Read calls that returned an error."),
+		leaseReads:     counter("abacus_lease_reads_total", "Linearizable reads served under the leader lease."),
+		confirmedReads: counter("abacus_confirmed_reads_total", "Linearizable reads served after a confirmation round."),
+		forwarded:      counter("abacus_forwarded_total", "Calls forwarded to the leader."),
+		writeLatency:   histogram("abacus_write_seconds", "Write call latency.", latencyBuckets),
+		readLatency:    histogram("abacus_read_seconds", "Read call latency.", latencyBuckets),
+		commitLatency:  histogram("abacus_commit_seconds", "Latency from submitting a log entry to applying it.", latencyBuckets),
+		entrySize:      histogram("abacus_entry_proposals", "Proposals coalesced per log entry.", entryBuckets),
+		state:          prometheus.NewDesc("abacus_state", "Replica state (1 for the current one).", []string{"state"}, nil),
+		term:           prometheus.NewDesc("abacus_term", "Current Raft term.", nil, nil),
+		applied:        prometheus.NewDesc("abacus_applied_index", "Last applied log index.", nil, nil),
+		commit:         prometheus.NewDesc("abacus_commit_index", "Last committed log index.", nil, nil),
+	}
+}
+
+// collectors lists the metrics in the order they are described.
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		m.writes, m.writeErrors, m.reads, m.readErrors, m.leaseReads, m.confirmedReads, m.forwarded,
+		m.writeLatency, m.readLatency, m.commitLatency, m.entrySize,
 	}
 }
 
 func (m *Metrics) observeWrite(d time.Duration, err error) {
-	m.writes.Add(1)
+	m.writes.Inc()
 	if err != nil {
-		m.writeErrors.Add(1)
+		m.writeErrors.Inc()
 	}
 	m.writeLatency.Observe(d.Seconds())
 }
 
 func (m *Metrics) observeRead(d time.Duration, err error) {
-	m.reads.Add(1)
+	m.reads.Inc()
 	if err != nil {
-		m.readErrors.Add(1)
+		m.readErrors.Inc()
 	}
 	m.readLatency.Observe(d.Seconds())
 }
@@ -59,105 +88,64 @@ func (m *Metrics) ObserveCommit(d time.Duration, size int) {
 }
 
 // CountForward records a call forwarded to another node.
-func (m *Metrics) CountForward() { m.forwarded.Add(1) }
+func (m *Metrics) CountForward() { m.forwarded.Inc() }
 
 // CountRead records how a linearizable read was served: under the leader
 // lease, or after a confirmation round.
 func (m *Metrics) CountRead(underLease bool) {
 	if underLease {
-		m.leaseReads.Add(1)
+		m.leaseReads.Inc()
 	} else {
-		m.confirmedReads.Add(1)
+		m.confirmedReads.Inc()
 	}
 }
 
-// Metrics returns the node's metrics.
-func (n *Node) Metrics() *Metrics { return n.metrics }
+// Collector returns a prometheus.Collector of the node's metrics: calls
+// (abacus_writes_total, abacus_reads_total and their errors, latency
+// histograms abacus_write_seconds and abacus_read_seconds), how
+// linearizable reads were served, forwarded calls, commit latency and
+// proposals per log entry, and gauges of the replica's state, term and
+// log indexes read from Status at each collection. A service registers it
+// in a registry of its own:
+//
+//	reg := prometheus.NewRegistry()
+//	reg.MustRegister(node.Collector())
+//	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+//
+// Every call returns a collector of the same figures; register one per
+// registry.
+func (n *Node) Collector() prometheus.Collector { return nodeCollector{n} }
 
-// WritePrometheus writes the metrics and the node's status in the
-// Prometheus text exposition format.
-func (n *Node) WritePrometheus(w io.Writer) error {
-	m := n.metrics
-	st := n.Status()
-	ew := &errWriter{w: w}
-	counter := func(name, help string, v uint64) {
-		ew.printf("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+// nodeCollector collects a node's Metrics and its Status.
+type nodeCollector struct{ n *Node }
+
+// Describe implements prometheus.Collector.
+func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	m := c.n.metrics
+	for _, x := range m.collectors() {
+		x.Describe(ch)
 	}
-	gauge := func(name, help string, v float64) {
-		ew.printf("# HELP %s %s\n# TYPE %s gauge\n%s %g\n", name, help, name, name, v)
+	ch <- m.state
+	ch <- m.term
+	ch <- m.applied
+	ch <- m.commit
+}
+
+// Collect implements prometheus.Collector.
+func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.n.metrics
+	for _, x := range m.collectors() {
+		x.Collect(ch)
 	}
-	counter("abacus_writes_total", "Write calls.", m.writes.Load())
-	counter("abacus_write_errors_total", "Write calls that returned an error.", m.writeErrors.Load())
-	counter("abacus_reads_total", "Read calls.", m.reads.Load())
-	counter("abacus_read_errors_total", "Read calls that returned an error.", m.readErrors.Load())
-	counter("abacus_lease_reads_total", "Linearizable reads served under the leader lease.", m.leaseReads.Load())
-	counter("abacus_confirmed_reads_total", "Linearizable reads served after a confirmation round.", m.confirmedReads.Load())
-	counter("abacus_forwarded_total", "Calls forwarded to the leader.", m.forwarded.Load())
-	m.writeLatency.write(ew, "abacus_write_seconds", "Write call latency.")
-	m.readLatency.write(ew, "abacus_read_seconds", "Read call latency.")
-	m.commitLatency.write(ew, "abacus_commit_seconds", "Latency from submitting a log entry to applying it.")
-	m.entrySize.write(ew, "abacus_entry_proposals", "Proposals coalesced per log entry.")
-	states := []string{"leader", "follower", "candidate", "replica", "shutdown"}
-	ew.printf("# HELP abacus_state Replica state (1 for the current one).\n# TYPE abacus_state gauge\n")
-	for _, s := range states {
-		v := 0
+	st := c.n.Status()
+	for _, s := range []string{"leader", "follower", "candidate", "replica", "shutdown"} {
+		v := 0.0
 		if st.State == s {
 			v = 1
 		}
-		ew.printf("abacus_state{state=%q} %d\n", s, v)
+		ch <- prometheus.MustNewConstMetric(m.state, prometheus.GaugeValue, v, s)
 	}
-	gauge("abacus_term", "Current Raft term.", float64(st.Term))
-	gauge("abacus_applied_index", "Last applied log index.", float64(st.AppliedIndex))
-	gauge("abacus_commit_index", "Last committed log index.", float64(st.CommitIndex))
-	return ew.err
-}
-
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) printf(format string, args ...any) {
-	if e.err == nil {
-		_, e.err = fmt.Fprintf(e.w, format, args...)
-	}
-}
-
-// Histogram is a fixed-bucket histogram safe for concurrent use.
-type Histogram struct {
-	bounds []float64
-	counts []atomic.Uint64 // one per bound, plus +Inf
-	count  atomic.Uint64
-	sum    atomic.Uint64 // float64 bits
-}
-
-func newHistogram(bounds []float64) *Histogram {
-	return &Histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
-}
-
-// Observe records v.
-func (h *Histogram) Observe(v float64) {
-	i := 0
-	for i < len(h.bounds) && v > h.bounds[i] {
-		i++
-	}
-	h.counts[i].Add(1)
-	h.count.Add(1)
-	for {
-		old := h.sum.Load()
-		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
-			return
-		}
-	}
-}
-
-func (h *Histogram) write(ew *errWriter, name, help string) {
-	ew.printf("# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
-	var cum uint64
-	for i, b := range h.bounds {
-		cum += h.counts[i].Load()
-		ew.printf("%s_bucket{le=\"%g\"} %d\n", name, b, cum)
-	}
-	cum += h.counts[len(h.bounds)].Load()
-	ew.printf("%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, cum, name, math.Float64frombits(h.sum.Load()), name, cum)
+	ch <- prometheus.MustNewConstMetric(m.term, prometheus.GaugeValue, float64(st.Term))
+	ch <- prometheus.MustNewConstMetric(m.applied, prometheus.GaugeValue, float64(st.AppliedIndex))
+	ch <- prometheus.MustNewConstMetric(m.commit, prometheus.GaugeValue, float64(st.CommitIndex))
 }

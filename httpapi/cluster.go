@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/abacuskit/abacus"
@@ -167,18 +165,4 @@ func (h *Handler) readyz(q *request) (any, error) {
 		return nil, refusal(errcode.ErrUnavailable, fmt.Sprintf("not ready: %v", err))
 	}
 	return map[string]string{"status": "ready"}, nil
-}
-
-// metricsPage writes the node's metrics and the HTTP metrics in the
-// Prometheus text format.
-func (h *Handler) metricsPage(q *request) (any, error) {
-	var buf bytes.Buffer
-	if err := h.node.WritePrometheus(&buf); err != nil {
-		return nil, err
-	}
-	h.metrics.write(&buf)
-	q.w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	q.w.WriteHeader(http.StatusOK)
-	_, _ = q.w.Write(buf.Bytes())
-	return nil, nil
 }

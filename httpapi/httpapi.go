@@ -157,6 +157,7 @@ func New(node *abacus.Node, opts ...Option) *Handler {
 		names[i] = rt.method + " " + rt.path
 	}
 	h.metrics = newHTTPMetrics(names)
+	h.metrics.page = newMetricsPage(node, h.metrics, h.log)
 	return h
 }
 

@@ -16,6 +16,9 @@ import (
 	"github.com/abacuskit/abacus/httpapi"
 	"github.com/abacuskit/abacus/httpapi/wire"
 	"github.com/abacuskit/abacus/internal/testcluster"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 type reply struct {
@@ -411,22 +414,63 @@ func TestFaultsEndpoint(t *testing.T) {
 	}
 }
 
-// TestMetrics serves the node's metrics and per-route request counts.
+// TestMetrics serves the node's metrics and per-route request counts, in
+// the Prometheus text format, under their names and labels.
 func TestMetrics(t *testing.T) {
 	_, srv := newServer(t)
 	call(t, srv, "POST", "/v1/counters/m/add", `{"delta": 1}`)
 	call(t, srv, "POST", "/v1/counters/m/add", `{"delta": "x"}`)
 	r := call(t, srv, "GET", "/metrics", "")
-	for _, want := range []string{
-		"abacus_writes_total",
-		`abacus_http_requests_total{route="POST /v1/counters/{}/add",code="200"} 1`,
-		`abacus_http_requests_total{route="POST /v1/counters/{}/add",code="400"} 1`,
-		`abacus_http_request_seconds_count{route="POST /v1/counters/{}/add"} 2`,
+	if r.status != 200 {
+		t.Fatalf("metrics: %d %s", r.status, r.raw)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(r.raw))
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v\n%s", err, r.raw)
+	}
+	const add = "POST /v1/counters/{}/add"
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"abacus_writes_total", nil, 1},
+		{"abacus_state", map[string]string{"state": "leader"}, 1},
+		{"abacus_http_requests_total", map[string]string{"route": add, "code": "200"}, 1},
+		{"abacus_http_requests_total", map[string]string{"route": add, "code": "400"}, 1},
+		{"abacus_http_request_seconds", map[string]string{"route": add}, 2},
 	} {
-		if !strings.Contains(r.raw, want) {
-			t.Errorf("metrics lack %q:\n%s", want, r.raw)
+		got, ok := metricValue(fams[tc.name], tc.labels)
+		if !ok || got != tc.want {
+			t.Errorf("%s%v = %v (found %v), want %v:\n%s", tc.name, tc.labels, got, ok, tc.want, r.raw)
 		}
 	}
+}
+
+// metricValue is the value of f's series with exactly labels: a counter's
+// or gauge's value, or a histogram's sample count.
+func metricValue(f *dto.MetricFamily, labels map[string]string) (float64, bool) {
+next:
+	for _, m := range f.GetMetric() {
+		if len(m.GetLabel()) != len(labels) {
+			continue
+		}
+		for _, l := range m.GetLabel() {
+			if v, ok := labels[l.GetName()]; !ok || v != l.GetValue() {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
 }
 
 // TestStateEndpoint: GET /v1/cluster/state hashes the node's state machine

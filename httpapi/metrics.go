@@ -2,115 +2,149 @@ package httpapi
 
 import (
 	"fmt"
-	"io"
-	"math"
-	"sort"
+	"log/slog"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/abacuskit/abacus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// httpMetrics counts requests per route and status, and their latency per
-// route.
+// httpMetrics counts requests per route and status code, and their latency
+// per route. It is a prometheus.Collector. A route's series appear once it
+// has served a request.
 type httpMetrics struct {
-	names  []string // route labels, by index; unmatched requests are "other"
-	latBkt []float64
-
-	mu     sync.Mutex
-	counts map[routeStatus]uint64
-	hists  []*histogram // one per route, plus one for unmatched requests
+	requests *prometheus.CounterVec   // labels route, code
+	latency  *prometheus.HistogramVec // label route
+	routes   []routeMetrics           // one per route, plus one for unmatched requests
+	page     http.Handler             // GET /metrics, set by New
 }
 
-type routeStatus struct {
-	route  int
-	status int
+// routeMetrics holds one route's resolved series, so that recording a
+// request builds no label strings once a route has seen a status code.
+type routeMetrics struct {
+	label   string
+	latency atomic.Pointer[observer]
+	codes   atomic.Pointer[[]codeCounter] // copied on write, under mu
+	mu      sync.Mutex
 }
 
-type histogram struct {
-	counts []atomic.Uint64
-	sum    atomic.Uint64 // float64 bits
+type observer struct{ prometheus.Observer }
+
+type codeCounter struct {
+	code int
+	c    prometheus.Counter
 }
 
 func newHTTPMetrics(names []string) *httpMetrics {
 	m := &httpMetrics{
-		names:  names,
-		latBkt: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		counts: make(map[routeStatus]uint64),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "abacus_http_requests_total",
+			Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "abacus_http_request_seconds",
+			Help:    "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		routes: make([]routeMetrics, len(names)+1),
 	}
-	m.hists = make([]*histogram, len(names)+1)
-	for i := range m.hists {
-		m.hists[i] = &histogram{counts: make([]atomic.Uint64, len(m.latBkt)+1)}
+	for i, name := range names {
+		m.routes[i].label = name
 	}
+	m.routes[len(names)].label = "other"
 	return m
-}
-
-func (m *httpMetrics) label(route int) string {
-	if route < 0 || route >= len(m.names) {
-		return "other"
-	}
-	return m.names[route]
 }
 
 // observe records a request to route (-1: none matched).
 func (m *httpMetrics) observe(route, status int, d time.Duration) {
-	if route < 0 || route >= len(m.names) {
-		route = len(m.names)
+	if route < 0 || route >= len(m.routes)-1 {
+		route = len(m.routes) - 1
 	}
-	m.mu.Lock()
-	m.counts[routeStatus{route, status}]++
-	m.mu.Unlock()
-	h := m.hists[route]
-	v := d.Seconds()
-	i := sort.SearchFloat64s(m.latBkt, v)
-	h.counts[i].Add(1)
-	for {
-		old := h.sum.Load()
-		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
-			break
+	rm := &m.routes[route]
+	rm.counter(m.requests, status).Inc()
+	o := rm.latency.Load()
+	if o == nil {
+		rm.mu.Lock()
+		if o = rm.latency.Load(); o == nil {
+			o = &observer{m.latency.WithLabelValues(rm.label)}
+			rm.latency.Store(o)
 		}
+		rm.mu.Unlock()
 	}
+	o.Observe(d.Seconds())
 }
 
-func (m *httpMetrics) write(w io.Writer) {
-	m.mu.Lock()
-	keys := make([]routeStatus, 0, len(m.counts))
-	for k := range m.counts {
-		keys = append(keys, k)
-	}
-	counts := make(map[routeStatus]uint64, len(m.counts))
-	for k, v := range m.counts {
-		counts[k] = v
-	}
-	m.mu.Unlock()
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].route != keys[j].route {
-			return keys[i].route < keys[j].route
+// counter returns the route's request counter for status, resolving it on
+// the route's first request with that status.
+func (rm *routeMetrics) counter(vec *prometheus.CounterVec, status int) prometheus.Counter {
+	if cs := rm.codes.Load(); cs != nil {
+		for _, cc := range *cs {
+			if cc.code == status {
+				return cc.c
+			}
 		}
-		return keys[i].status < keys[j].status
-	})
-	fmt.Fprintf(w, "# HELP abacus_http_requests_total HTTP requests by route and status code.\n# TYPE abacus_http_requests_total counter\n")
-	for _, k := range keys {
-		fmt.Fprintf(w, "abacus_http_requests_total{route=%q,code=\"%d\"} %d\n", m.label(k.route), k.status, counts[k])
 	}
-	fmt.Fprintf(w, "# HELP abacus_http_request_seconds HTTP request latency by route.\n# TYPE abacus_http_request_seconds histogram\n")
-	for i, h := range m.hists {
-		var total uint64
-		for j := range h.counts {
-			total += h.counts[j].Load()
-		}
-		if total == 0 {
-			continue
-		}
-		label := m.label(i)
-		var cum uint64
-		for j, b := range m.latBkt {
-			cum += h.counts[j].Load()
-			fmt.Fprintf(w, "abacus_http_request_seconds_bucket{route=%q,le=%q} %d\n", label, strconv.FormatFloat(b, 'g', -1, 64), cum)
-		}
-		cum += h.counts[len(m.latBkt)].Load()
-		fmt.Fprintf(w, "abacus_http_request_seconds_bucket{route=%q,le=\"+Inf\"} %d\n", label, cum)
-		fmt.Fprintf(w, "abacus_http_request_seconds_sum{route=%q} %g\n", label, math.Float64frombits(h.sum.Load()))
-		fmt.Fprintf(w, "abacus_http_request_seconds_count{route=%q} %d\n", label, cum)
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	var old []codeCounter
+	if cs := rm.codes.Load(); cs != nil {
+		old = *cs
 	}
+	for _, cc := range old {
+		if cc.code == status {
+			return cc.c
+		}
+	}
+	cc := codeCounter{status, vec.WithLabelValues(rm.label, strconv.Itoa(status))}
+	cs := append(old[:len(old):len(old)], cc)
+	rm.codes.Store(&cs)
+	return cc.c
 }
+
+// Describe implements prometheus.Collector.
+func (m *httpMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m.requests.Describe(ch)
+	m.latency.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (m *httpMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.requests.Collect(ch)
+	m.latency.Collect(ch)
+}
+
+// Collector returns a prometheus.Collector of the handler's request
+// metrics: abacus_http_requests_total by route and status code, and the
+// latency histogram abacus_http_request_seconds by route. GET /metrics
+// serves them with the node's (abacus.Node.Collector) from a registry of
+// the handler's own; a service that gathers metrics in its own registry
+// registers this collector there.
+func (h *Handler) Collector() prometheus.Collector { return h.metrics }
+
+// newMetricsPage returns the handler of GET /metrics: a registry holding
+// the node's collector and the handler's request metrics, served in the
+// Prometheus exposition format.
+func newMetricsPage(node *abacus.Node, m *httpMetrics, log *slog.Logger) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	if node != nil {
+		reg.MustRegister(node.Collector())
+	}
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: promLogger{log}})
+}
+
+// metricsPage serves the node's metrics and the HTTP metrics.
+func (h *Handler) metricsPage(q *request) (any, error) {
+	h.metrics.page.ServeHTTP(q.w, q.r)
+	return nil, nil
+}
+
+// promLogger passes the metrics page's errors to the handler's logger.
+type promLogger struct{ log *slog.Logger }
+
+func (l promLogger) Println(v ...any) { l.log.Error("metrics: " + fmt.Sprint(v...)) }

@@ -76,6 +76,7 @@ import (
 
 	"github.com/abacuskit/abacus"
 	"github.com/abacuskit/abacus/internal/freeport"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func main() {
@@ -620,24 +621,31 @@ func (cl *cluster) report() {
 		if st.State != "leader" {
 			continue
 		}
-		var b bytes.Buffer
-		if err := node.WritePrometheus(&b); err == nil {
-			sum, count := promValue(b.String(), "abacus_entry_proposals_sum"), promValue(b.String(), "abacus_entry_proposals_count")
-			if count > 0 {
-				fmt.Printf("leader      %s: %.0f log entries, %.1f proposals per entry\n", st.ID, count, sum/count)
-			}
+		if count, sum, ok := entryProposals(node); ok && count > 0 {
+			fmt.Printf("leader      %s: %d log entries, %.1f proposals per entry\n", st.ID, count, sum/float64(count))
 		}
 	}
 }
 
-func promValue(text, name string) float64 {
-	for _, line := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
+// entryProposals reads the node's abacus_entry_proposals histogram: how
+// many log entries it applied and how many proposals they held.
+func entryProposals(node *abacus.Node) (count uint64, sum float64, ok bool) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(node.Collector()); err != nil {
+		return 0, 0, false
 	}
-	return 0
+	families, err := reg.Gather()
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, f := range families {
+		if f.GetName() != "abacus_entry_proposals" || len(f.GetMetric()) != 1 {
+			continue
+		}
+		h := f.GetMetric()[0].GetHistogram()
+		return h.GetSampleCount(), h.GetSampleSum(), h != nil
+	}
+	return 0, 0, false
 }
 
 // residentBytes reads the process's resident set size (Linux), or 0.
